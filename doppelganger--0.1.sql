@@ -1,0 +1,178 @@
+/* doppelganger--0.1.sql: the digital-twin engine's schema and SQL API */
+
+\echo Use "CREATE EXTENSION doppelganger" to load this file. \quit
+
+/*
+ * One row per thing.  Each section of the reference JSON model has its own
+ * column so that plain SQL can read it; the system-owned metadata has typed
+ * columns.  Writes go through the dt_* functions only.
+ */
+CREATE TABLE doppelganger.things (
+    application         text NOT NULL,
+    name                text NOT NULL,
+    uid                 uuid NOT NULL,
+    creation_timestamp  timestamptz NOT NULL,
+    deletion_timestamp  timestamptz,
+    generation          bigint NOT NULL,
+    resource_version    uuid NOT NULL,
+    labels              jsonb NOT NULL DEFAULT '{}',
+    annotations         jsonb NOT NULL DEFAULT '{}',
+    reported_state      jsonb NOT NULL DEFAULT '{}',
+    desired_state       jsonb NOT NULL DEFAULT '{}',
+    synthetic_state     jsonb NOT NULL DEFAULT '{}',
+    reconciliation      jsonb NOT NULL DEFAULT '{}',
+    schema              jsonb,
+    internal            jsonb NOT NULL DEFAULT '{}',
+    waker               timestamptz,
+    PRIMARY KEY (application, name),
+    CONSTRAINT things_application_length CHECK (char_length(application) BETWEEN 1 AND 64),
+    CONSTRAINT things_name_length CHECK (char_length(name) BETWEEN 1 AND 256),
+    CONSTRAINT things_generation_positive CHECK (generation > 0)
+);
+
+COMMENT ON TABLE doppelganger.things IS
+    'Digital twins, one row per thing; change them with the dt_* functions';
+COMMENT ON COLUMN doppelganger.things.labels IS 'metadata.labels: text to text';
+COMMENT ON COLUMN doppelganger.things.annotations IS 'metadata.annotations: text to text';
+COMMENT ON COLUMN doppelganger.things.reported_state IS
+    'reportedState: feature name to {"value", "lastUpdate"}';
+COMMENT ON COLUMN doppelganger.things.desired_state IS 'desiredState: feature name to desired feature';
+COMMENT ON COLUMN doppelganger.things.synthetic_state IS 'syntheticState: feature name to synthetic feature';
+COMMENT ON COLUMN doppelganger.things.reconciliation IS 'reconciliation: {"changed", "timers", "deleting"}';
+COMMENT ON COLUMN doppelganger.things.schema IS 'schema: {"json": {"version": "draft7", "schema": ...}}, or NULL';
+COMMENT ON COLUMN doppelganger.things.internal IS 'internal: {"waker", "outbox"}, system-owned';
+COMMENT ON COLUMN doppelganger.things.waker IS 'internal.waker.when: when the waker processes the thing next';
+
+CREATE INDEX things_labels ON doppelganger.things USING gin (labels);
+CREATE INDEX things_waker ON doppelganger.things (waker) WHERE waker IS NOT NULL;
+
+SELECT pg_catalog.pg_extension_config_dump('doppelganger.things', '');
+
+/* ---- the SQL API ---- */
+
+CREATE FUNCTION doppelganger.dt_create_thing(thing jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_create_thing'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_create_thing(jsonb) IS
+    'Create a thing from its JSON; 23505 if it exists';
+
+CREATE FUNCTION doppelganger.dt_get_thing(application text, name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_get_thing'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION doppelganger.dt_get_thing(text, text) IS
+    'The thing as JSON, or NULL if it does not exist';
+
+CREATE FUNCTION doppelganger.dt_update_thing(thing jsonb, expected_resource_version text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_update_thing'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_update_thing(jsonb, text) IS
+    'Replace a whole thing (its identity comes from metadata); PT412 on a stale resource version';
+
+CREATE FUNCTION doppelganger.dt_delete_thing(application text, name text,
+                                             expected_resource_version text DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dg_delete_thing'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_delete_thing(text, text, text) IS
+    'Delete a thing; false if it did not exist';
+
+CREATE FUNCTION doppelganger.dt_patch_thing(application text, name text, patch jsonb,
+                                            expected_resource_version text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_patch_thing'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_patch_thing(text, text, jsonb, text) IS
+    'Apply an RFC 6902 JSON patch to the thing, all or nothing';
+
+CREATE FUNCTION doppelganger.dt_merge_thing(application text, name text, merge jsonb,
+                                            expected_resource_version text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_merge_thing'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_merge_thing(text, text, jsonb, text) IS
+    'Apply an RFC 7396 JSON merge patch to the thing';
+
+CREATE FUNCTION doppelganger.dt_report_state(application text, name text, state jsonb,
+                                             partial boolean DEFAULT true)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_report_state'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_report_state(text, text, jsonb, boolean) IS
+    'Report device state: merge into (partial) or replace the reported state';
+
+CREATE FUNCTION doppelganger.dt_set_desired_state(application text, name text, feature text,
+                                                  desired jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_set_desired_state'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_set_desired_state(text, text, text, jsonb) IS
+    'Create or update a desired feature: {value, validUntil, validFor, mode, reconciliation, method}';
+
+CREATE FUNCTION doppelganger.dt_set_desired_value(application text, name text, feature text,
+                                                  value jsonb, valid_until timestamptz DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_set_desired_value'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_set_desired_value(text, text, text, jsonb, timestamptz) IS
+    'Set the value of an existing desired feature, optionally valid until a time';
+
+CREATE FUNCTION doppelganger.dt_set_synthetic_state(application text, name text, feature text,
+                                                    definition jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_set_synthetic_state'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_set_synthetic_state(text, text, text, jsonb) IS
+    'Define a synthetic feature: {"alias": ...}, {"javaScript": ...} or {"function": ...}';
+
+CREATE FUNCTION doppelganger.dt_delete_synthetic_state(application text, name text, feature text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_delete_synthetic_state'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_delete_synthetic_state(text, text, text) IS
+    'Remove a synthetic feature (no error if it does not exist)';
+
+CREATE FUNCTION doppelganger.dt_set_reconciliation(application text, name text,
+                                                   reconciliation jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_set_reconciliation'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_set_reconciliation(text, text, jsonb) IS
+    'Replace the whole reconciliation section: {changed, timers, deleting}';
+
+CREATE FUNCTION doppelganger.dt_set_annotations(application text, name text, annotations jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_set_annotations'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_set_annotations(text, text, jsonb) IS
+    'Set annotations; a null value removes the key';
+
+CREATE FUNCTION doppelganger.dt_set_labels(application text, name text, labels jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_set_labels'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_set_labels(text, text, jsonb) IS
+    'Set labels; a null value removes the key';
+
+CREATE FUNCTION doppelganger.dt_list_things(application text, label_selector text DEFAULT NULL)
+RETURNS SETOF jsonb
+AS 'MODULE_PATHNAME', 'dg_list_things'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION doppelganger.dt_list_things(text, text) IS
+    'The things of an application, optionally filtered by a label selector such as "a=b,c!=d,e,!f"';
+
+CREATE FUNCTION doppelganger.dt_process_event(application text, name text, message jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dg_process_event'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_process_event(text, text, jsonb) IS
+    'Apply an event message (reportState, merge, patch, setDesiredValue, wakeup, registerChild, unregisterChild) as the Kafka processor does';
+
+/*
+ * Nobody but the owner may touch the table or call the API until granted;
+ * the functions store as the table's owner, so callers need EXECUTE only.
+ */
+REVOKE ALL ON doppelganger.things FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA doppelganger FROM PUBLIC;

@@ -1,0 +1,761 @@
+/*-------------------------------------------------------------------------
+ *
+ * service.c
+ *		The pipeline every mutation goes through: load, apply, reconcile,
+ *		compare, persist, notify (reference §3.1-§3.3).
+ *
+ * The SQL API and the Kafka processor both end up here.  json-c trees are
+ * malloc'd, so each call keeps its trees in a DgWork whose memory context
+ * frees them from a reset callback: an ereport anywhere (SPI, jsonb input,
+ * a hook) unwinds through transaction abort and still releases them.
+ *
+ * src/service.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/async.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "doppelganger.h"
+#include "dg.h"
+#include "service.h"
+
+/* The largest NOTIFY payload PostgreSQL accepts is 7999 bytes. */
+#define DG_NOTIFY_MAX 7999
+
+static void
+work_release(void *arg)
+{
+	DgWork	   *w = (DgWork *) arg;
+
+	json_object_put(w->stored);
+	json_object_put(w->thing);
+	json_object_put(w->next);
+	json_object_put(w->temp);
+	dg_machine_reset(&w->machine);
+	w->stored = w->thing = w->next = w->temp = NULL;
+}
+
+DgWork *
+dg_work_begin(dg_time now)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "doppelganger work",
+											  ALLOCSET_SMALL_SIZES);
+	DgWork	   *w = MemoryContextAllocZero(cxt, sizeof(DgWork));
+
+	w->cxt = cxt;
+	w->now = now;
+	dg_machine_init(&w->machine, now);
+	w->callback.func = work_release;
+	w->callback.arg = w;
+	MemoryContextRegisterResetCallback(cxt, &w->callback);
+	return w;
+}
+
+void
+dg_work_end(DgWork *w)
+{
+	MemoryContextDelete(w->cxt);
+}
+
+dg_time
+dg_now(void)
+{
+	return dg_time_from_timestamptz(GetCurrentTimestamp());
+}
+
+void
+dg_raise(DgError *err)
+{
+	int			code;
+
+	switch (err->kind)
+	{
+		case DG_ERR_INVALID:
+			code = ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+		case DG_ERR_NOT_FOUND:
+			code = MAKE_SQLSTATE('P', 'T', '4', '0', '4');
+			break;
+		case DG_ERR_EXISTS:
+			code = ERRCODE_UNIQUE_VIOLATION;
+			break;
+		case DG_ERR_PRECONDITION:
+			code = MAKE_SQLSTATE('P', 'T', '4', '1', '2');
+			break;
+		case DG_ERR_VALIDATION:
+			code = ERRCODE_CHECK_VIOLATION;
+			break;
+		case DG_ERR_HOOK:
+			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+			break;
+		case DG_ERR_HOOK_PRIVILEGE:
+			code = ERRCODE_INSUFFICIENT_PRIVILEGE;
+			break;
+		case DG_ERR_LIMIT:
+			code = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			break;
+		default:
+			code = ERRCODE_INTERNAL_ERROR;
+			break;
+	}
+	if (err->sqlstate[0] != '\0')
+		code = MAKE_SQLSTATE(err->sqlstate[0], err->sqlstate[1], err->sqlstate[2],
+							 err->sqlstate[3], err->sqlstate[4]);
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("%s", err->message),
+			 err->detail[0] ? errdetail("%s", err->detail) : 0));
+}
+
+/* Parse a section's JSON text; our own rows always parse. */
+static json_object *
+parse_section(const char *text, const char *what)
+{
+	json_object *obj;
+	DgError		err;
+
+	if (!dg_json_parse(text, strlen(text), &obj, &err))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored %s of a thing is not valid JSON: %s", what, err.message)));
+	return obj;
+}
+
+json_object *
+dg_row_to_thing(DgRow *row)
+{
+	static const struct
+	{
+		DgSection	section;
+		const char *key;
+	}			sections[] = {
+		{DG_SEC_SCHEMA, "schema"},
+		{DG_SEC_REPORTED, "reportedState"},
+		{DG_SEC_DESIRED, "desiredState"},
+		{DG_SEC_SYNTHETIC, "syntheticState"},
+		{DG_SEC_RECONCILIATION, "reconciliation"},
+		{DG_SEC_INTERNAL, "internal"},
+	};
+	json_object *thing = dg_thing_new(row->application, row->name);
+	json_object *md = dg_thing_section(thing, "metadata");
+
+	dg_json_set(md, "uid", json_object_new_string(row->uid));
+	dg_json_set(md, "creationTimestamp",
+				dg_time_json(dg_time_from_timestamptz(row->creation)));
+	if (row->has_deletion)
+		dg_json_set(md, "deletionTimestamp",
+					dg_time_json(dg_time_from_timestamptz(row->deletion)));
+	dg_json_set(md, "generation", json_object_new_int64(row->generation));
+	dg_json_set(md, "resourceVersion", json_object_new_string(row->resource_version));
+	/* ereport in parse_section would leak thing: hold it in a PG_TRY-free way */
+	PG_TRY();
+	{
+		if (row->sections[DG_SEC_LABELS])
+			dg_json_set(md, "labels", parse_section(row->sections[DG_SEC_LABELS], "labels"));
+		if (row->sections[DG_SEC_ANNOTATIONS])
+			dg_json_set(md, "annotations",
+						parse_section(row->sections[DG_SEC_ANNOTATIONS], "annotations"));
+		for (size_t i = 0; i < lengthof(sections); i++)
+			if (row->sections[sections[i].section])
+				dg_json_set(thing, sections[i].key,
+							parse_section(row->sections[sections[i].section], sections[i].key));
+	}
+	PG_CATCH();
+	{
+		json_object_put(thing);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return thing;
+}
+
+/* Fill row from thing; the texts point into thing and live as long as it. */
+void
+dg_thing_to_row(json_object *thing, DgRow *row)
+{
+	json_object *md = dg_thing_section(thing, "metadata");
+	json_object *v;
+	dg_time		t;
+
+	row->application = (char *) dg_thing_application(thing);
+	row->name = (char *) dg_thing_name(thing);
+	strlcpy(row->uid, json_object_get_string(json_object_object_get(md, "uid")), DG_UUID_LEN);
+	strlcpy(row->resource_version,
+			json_object_get_string(json_object_object_get(md, "resourceVersion")), DG_UUID_LEN);
+	row->generation = json_object_get_int64(json_object_object_get(md, "generation"));
+	dg_time_parse(json_object_get_string(json_object_object_get(md, "creationTimestamp")), &t);
+	row->creation = dg_timestamptz_from_time(t);
+	row->has_deletion = dg_json_has(md, "deletionTimestamp", &v) &&
+		dg_time_parse(json_object_get_string(v), &t);
+	row->deletion = row->has_deletion ? dg_timestamptz_from_time(t) : 0;
+	dg_json_has(md, "labels", &v);
+	row->sections[DG_SEC_LABELS] = v ? (char *) dg_json_text(v, NULL) : NULL;
+	dg_json_has(md, "annotations", &v);
+	row->sections[DG_SEC_ANNOTATIONS] = v ? (char *) dg_json_text(v, NULL) : NULL;
+#define SECTION(sec, key) \
+	row->sections[sec] = (v = dg_thing_section(thing, key)) ? (char *) dg_json_text(v, NULL) : NULL
+	SECTION(DG_SEC_REPORTED, "reportedState");
+	SECTION(DG_SEC_DESIRED, "desiredState");
+	SECTION(DG_SEC_SYNTHETIC, "syntheticState");
+	SECTION(DG_SEC_RECONCILIATION, "reconciliation");
+	SECTION(DG_SEC_SCHEMA, "schema");
+	SECTION(DG_SEC_INTERNAL, "internal");
+#undef SECTION
+	t = dg_waker_when(thing);
+	row->has_waker = t != DG_NO_TIME;
+	row->waker = row->has_waker ? dg_timestamptz_from_time(t) : 0;
+}
+
+/* Stamp a new version on thing: generation + 1 and a fresh resourceVersion. */
+static void
+new_version(json_object *thing, int64 generation)
+{
+	json_object *md = dg_thing_section(thing, "metadata");
+	char		uuid[DG_UUID_LEN];
+
+	dg_store_new_uuid(uuid);
+	dg_json_set(md, "generation", json_object_new_int64(generation));
+	dg_json_set(md, "resourceVersion", json_object_new_string(uuid));
+}
+
+static int64
+generation_of(json_object *thing)
+{
+	return json_object_get_int64(json_object_object_get(dg_thing_section(thing, "metadata"),
+														"generation"));
+}
+
+/*
+ * NOTIFY thing_changes with the contract's payload, plus the RFC 6902 patch
+ * from "before" when everything fits in one notification.
+ */
+void
+dg_notify_change(const char *op, json_object *before, json_object *after)
+{
+	json_object *payload = json_object_new_object();
+	json_object *md = dg_thing_section(after, "metadata");
+	json_object *patch = NULL;
+	const char *text;
+	size_t		len;
+
+	dg_json_set(payload, "op", json_object_new_string(op));
+	dg_json_set(payload, "application", json_object_new_string(dg_thing_application(after)));
+	dg_json_set(payload, "thing", json_object_new_string(dg_thing_name(after)));
+	dg_json_set(payload, "generation", json_object_get(json_object_object_get(md, "generation")));
+	dg_json_set(payload, "resourceVersion",
+				json_object_get(json_object_object_get(md, "resourceVersion")));
+	if (strcmp(op, "updated") == 0)
+		patch = dg_patch_diff(before, after);
+	else if (strcmp(op, "created") == 0)
+	{
+		json_object *add = json_object_new_object();
+
+		patch = json_object_new_array();
+		dg_json_set(add, "op", json_object_new_string("add"));
+		dg_json_set(add, "path", json_object_new_string(""));
+		dg_json_set(add, "value", json_object_get(after));
+		json_object_array_add(patch, add);
+	}
+	if (patch)
+	{
+		dg_json_set(payload, "patch", patch);
+		text = dg_json_text(payload, &len);
+		if (len > DG_NOTIFY_MAX)
+			json_object_object_del(payload, "patch");
+	}
+	text = dg_json_text(payload, &len);
+	/* Async_Notify copies the payload, and can only fail on memory */
+	PG_TRY();
+	{
+		Async_Notify("thing_changes", text);
+	}
+	PG_FINALLY();
+	{
+		json_object_put(payload);
+	}
+	PG_END_TRY();
+}
+
+static void
+check_identity(const char *application, const char *name)
+{
+	DgError		err;
+
+	dg_error_clear(&err);
+	if (application == NULL || name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("application and thing name must not be null")));
+	if (!dg_check_application(application, &err) || !dg_check_name(name, &err))
+		dg_raise(&err);
+}
+
+static void
+raise_not_found(const char *application, const char *name)
+{
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE('P', 'T', '4', '0', '4')),
+			 errmsg("thing \"%s\" of application \"%s\" does not exist", name, application)));
+}
+
+/* Turn a result thing into a jsonb in the caller's memory. */
+static Jsonb *
+to_jsonb(json_object *thing, MemoryContext target)
+{
+	MemoryContext old = MemoryContextSwitchTo(target);
+	Jsonb	   *result = DatumGetJsonbP(dg_jsonb_from_text(dg_json_text(thing, NULL)));
+
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/*
+ * Apply one operation to w->thing and reconcile.  On success w->thing is
+ * the result; on failure it is unchanged and err says why.
+ */
+bool
+dg_work_apply(DgWork *w, DgOp *op, DgError *err)
+{
+	w->next = json_object_get(w->thing);
+	if (!dg_op_apply(&w->next, op, w->now, err) ||
+		!dg_machine_reconcile(&w->machine, w->thing, &w->next, err))
+	{
+		json_object_put(w->next);
+		w->next = NULL;
+		return false;
+	}
+	json_object_put(w->thing);
+	w->thing = w->next;
+	w->next = NULL;
+	return true;
+}
+
+/*
+ * Write w->thing if it differs from w->stored (the row as loaded), and
+ * notify.  Returns whether anything was written.
+ */
+bool
+dg_work_persist(DgWork *w)
+{
+	DgRow		row;
+
+	if (w->deleted || w->thing == NULL || dg_json_equal(w->stored, w->thing))
+		return false;
+	new_version(w->thing, generation_of(w->stored) + 1);
+	dg_thing_to_row(w->thing, &row);
+	dg_store_update(&row);
+	dg_notify_change("updated", w->stored, w->thing);
+	return true;
+}
+
+/*
+ * Delete the loaded thing w->thing: run its deleting hooks, then remove
+ * the row and notify with deletionTimestamp set.  *deleted is false when
+ * the thing was already being deleted.
+ */
+bool
+dg_work_delete(DgWork *w, bool *deleted, DgError *err)
+{
+	json_object *md = dg_thing_section(w->thing, "metadata");
+
+	*deleted = false;
+	if (dg_json_has(md, "deletionTimestamp", NULL))
+		return true;
+	dg_json_set(md, "deletionTimestamp", dg_time_json(w->now));
+	if (!dg_machine_deleting(&w->machine, w->thing, err))
+		return false;
+	dg_store_delete(dg_thing_application(w->thing), dg_thing_name(w->thing));
+	dg_notify_change("deleted", w->stored, w->thing);
+	w->deleted = true;
+	*deleted = true;
+	return true;
+}
+
+/* Load and lock a thing into w->stored and w->thing. */
+bool
+dg_work_load(DgWork *w, const char *application, const char *name)
+{
+	DgRow		row;
+
+	if (!dg_store_load(application, name, true, &row))
+		return false;
+	w->stored = dg_row_to_thing(&row);
+	w->thing = dg_json_copy(w->stored);
+	return true;
+}
+
+/*
+ * Create w->thing (already canonical, without system metadata) as a new
+ * thing: reconcile against the empty thing, then insert.
+ */
+bool
+dg_work_create(DgWork *w, DgError *err)
+{
+	json_object *md;
+	char		uuid[DG_UUID_LEN];
+	DgRow		row;
+
+	json_object_put(w->stored);
+	w->stored = dg_thing_new(dg_thing_application(w->thing), dg_thing_name(w->thing));
+	w->next = w->thing;
+	w->thing = NULL;
+	if (!dg_machine_reconcile(&w->machine, w->stored, &w->next, err))
+	{
+		/* nothing was created: the thing still does not exist */
+		json_object_put(w->next);
+		json_object_put(w->stored);
+		w->next = w->stored = NULL;
+		return false;
+	}
+	w->thing = w->next;
+	w->next = NULL;
+	md = dg_thing_section(w->thing, "metadata");
+	dg_store_new_uuid(uuid);
+	dg_json_set(md, "uid", json_object_new_string(uuid));
+	dg_json_set(md, "creationTimestamp", dg_time_json(w->now));
+	new_version(w->thing, 1);
+	dg_thing_to_row(w->thing, &row);
+	if (!dg_store_insert(&row))
+		return dg_fail(err, DG_ERR_EXISTS, "thing \"%s\" of application \"%s\" already exists",
+					   dg_thing_name(w->stored), dg_thing_application(w->stored));
+	dg_notify_change("created", w->stored, w->thing);
+	/* later operations in the same batch compare against what was inserted */
+	json_object_put(w->stored);
+	w->stored = dg_json_copy(w->thing);
+	return true;
+}
+
+Jsonb *
+dg_service_create(Jsonb *input)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	DgWork	   *w = dg_work_begin(dg_now());
+	DgStoreSave save;
+	DgError		err;
+	Jsonb	   *result;
+	char	   *text = dg_jsonb_to_text(input);
+
+	dg_error_clear(&err);
+	if (!dg_json_parse(text, strlen(text), &w->temp, &err))
+		dg_raise(&err);
+	w->thing = dg_thing_canonical(w->temp, w->now, &err);
+	if (w->thing == NULL)
+		dg_raise(&err);
+	/* clients cannot create internal state: no waker, no outbox */
+	json_object_object_del(w->thing, "internal");
+	dg_store_begin(&save);
+	if (dg_store_exists(dg_thing_application(w->thing), dg_thing_name(w->thing)))
+	{
+		dg_fail(&err, DG_ERR_EXISTS, "thing \"%s\" of application \"%s\" already exists",
+				dg_thing_name(w->thing), dg_thing_application(w->thing));
+		dg_raise(&err);
+	}
+	if (!dg_work_create(w, &err))
+		dg_raise(&err);
+	dg_store_end(&save);
+	result = to_jsonb(w->thing, caller);
+	dg_work_end(w);
+	return result;
+}
+
+Jsonb *
+dg_service_get(const char *application, const char *name)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	DgWork	   *w;
+	DgStoreSave save;
+	DgRow		row;
+	Jsonb	   *result = NULL;
+
+	check_identity(application, name);
+	w = dg_work_begin(0);
+	dg_store_begin(&save);
+	if (dg_store_load(application, name, false, &row))
+	{
+		w->thing = dg_row_to_thing(&row);
+		result = to_jsonb(w->thing, caller);
+	}
+	dg_store_end(&save);
+	dg_work_end(w);
+	return result;
+}
+
+static void
+check_version(json_object *thing, const char *expected)
+{
+	const char *actual;
+
+	if (expected == NULL)
+		return;
+	actual = json_object_get_string(json_object_object_get(dg_thing_section(thing, "metadata"),
+														   "resourceVersion"));
+	if (strcmp(actual, expected) != 0)
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE('P', 'T', '4', '1', '2')),
+				 errmsg("thing \"%s\" of application \"%s\" has changed",
+						dg_thing_name(thing), dg_thing_application(thing)),
+				 errdetail("The expected resource version is \"%s\", the current one is \"%s\".",
+						   expected, actual),
+				 errhint("Read the thing again and retry with its current resourceVersion.")));
+}
+
+static void
+check_not_deleting(json_object *thing)
+{
+	if (dg_json_has(dg_thing_section(thing, "metadata"), "deletionTimestamp", NULL))
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE('P', 'T', '4', '0', '4')),
+				 errmsg("thing \"%s\" of application \"%s\" is being deleted",
+						dg_thing_name(thing), dg_thing_application(thing))));
+}
+
+/* The op a SQL API request stands for; its payload parsed into w->temp. */
+static void
+request_op(DgWork *w, DgRequest *req, DgOp *op)
+{
+	DgError		err;
+
+	dg_error_clear(&err);
+	memset(op, 0, sizeof(*op));
+	op->kind = req->kind;
+	op->partial = req->partial;
+	op->feature = req->feature;
+	if (req->arg != NULL)
+	{
+		char	   *text = dg_jsonb_to_text(req->arg);
+
+		if (!dg_json_parse(text, strlen(text), &w->temp, &err))
+			dg_raise(&err);
+	}
+	op->arg = w->temp;
+	if (req->kind == DG_OP_SET_DESIRED_VALUES)
+	{
+		/* dt_set_desired_value: one feature, an optional validity */
+		json_object *values = json_object_new_object();
+		json_object *v = json_object_new_object();
+
+		dg_json_set(v, "value", w->temp);
+		if (req->has_valid_until)
+			dg_json_set(v, "validUntil",
+						dg_time_json(dg_time_from_timestamptz(req->valid_until)));
+		dg_json_set(values, req->feature, v);
+		w->temp = values;
+		op->arg = values;
+	}
+}
+
+Jsonb *
+dg_service_update(DgRequest *req)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	DgWork	   *w;
+	DgStoreSave save;
+	DgError		err;
+	DgOp		op;
+	Jsonb	   *result;
+
+	w = dg_work_begin(dg_now());
+	dg_error_clear(&err);
+	request_op(w, req, &op);
+	if (req->kind == DG_OP_REPLACE)
+	{
+		/* a full replace names its thing in its own metadata */
+		json_object *md;
+
+		if (w->temp == NULL || json_object_get_type(w->temp) != json_type_object ||
+			!dg_json_has(w->temp, "metadata", &md) ||
+			json_object_get_type(md) != json_type_object)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a thing must have \"metadata\" with \"application\" and \"name\"")));
+		req->application = json_object_get_string(json_object_object_get(md, "application"));
+		req->name = json_object_get_string(json_object_object_get(md, "name"));
+	}
+	check_identity(req->application, req->name);
+	dg_store_begin(&save);
+	if (!dg_work_load(w, req->application, req->name))
+		raise_not_found(req->application, req->name);
+	check_version(w->thing, req->expected_version);
+	check_not_deleting(w->thing);
+	if (!dg_work_apply(w, &op, &err))
+		dg_raise(&err);
+	dg_work_persist(w);
+	dg_store_end(&save);
+	result = to_jsonb(w->thing, caller);
+	dg_work_end(w);
+	return result;
+}
+
+bool
+dg_service_delete(const char *application, const char *name, const char *expected_version)
+{
+	DgWork	   *w;
+	DgStoreSave save;
+	DgError		err;
+	bool		deleted = false;
+
+	check_identity(application, name);
+	w = dg_work_begin(dg_now());
+	dg_error_clear(&err);
+	dg_store_begin(&save);
+	if (dg_work_load(w, application, name))
+	{
+		check_version(w->thing, expected_version);
+		if (!dg_work_delete(w, &deleted, &err))
+			dg_raise(&err);
+	}
+	dg_store_end(&save);
+	dg_work_end(w);
+	return deleted;
+}
+
+/*
+ * Apply an event message as the processor does, to the thing loaded into
+ * w (w->thing NULL: it does not exist).  The caller persists afterwards;
+ * creation and deletion write at once.  False with err for an event that
+ * cannot be applied; w is then as before.
+ */
+bool
+dg_work_event(DgWork *w, const char *application, const char *name,
+			  DgOp *op, DgError *err)
+{
+	bool		deleting = w->thing != NULL &&
+		dg_json_has(dg_thing_section(w->thing, "metadata"), "deletionTimestamp", NULL);
+
+	switch (op->kind)
+	{
+		case DG_OP_REGISTER_CHILD:
+			if (w->thing == NULL)
+			{
+				/* the only operation that creates a thing implicitly */
+				w->thing = dg_thing_new(application, name);
+				if (!dg_op_apply(&w->thing, op, w->now, err))
+				{
+					json_object_put(w->thing);
+					w->thing = NULL;
+					return false;
+				}
+				return dg_work_create(w, err);
+			}
+			break;
+		case DG_OP_UNREGISTER_CHILD:
+			if (w->thing == NULL || deleting)
+				return true;
+			/* find out on a copy whether the last child goes */
+			w->next = json_object_get(w->thing);
+			if (!dg_op_apply(&w->next, op, w->now, err))
+			{
+				json_object_put(w->next);
+				w->next = NULL;
+				return false;
+			}
+			json_object_put(w->next);
+			w->next = NULL;
+			if (op->delete_requested)
+			{
+				bool		deleted;
+
+				return dg_work_delete(w, &deleted, err);
+			}
+			break;
+		default:
+			break;
+	}
+	if (w->thing == NULL)
+		return dg_fail(err, DG_ERR_NOT_FOUND,
+					   "thing \"%s\" of application \"%s\" does not exist", name, application);
+	if (deleting)
+		return dg_fail(err, DG_ERR_NOT_FOUND,
+					   "thing \"%s\" of application \"%s\" is being deleted", name, application);
+	return dg_work_apply(w, op, err);
+}
+
+Jsonb *
+dg_service_process_event(const char *application, const char *name, Jsonb *message)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	DgWork	   *w;
+	DgStoreSave save;
+	DgError		err;
+	DgOp		op;
+	char	   *text;
+	Jsonb	   *result = NULL;
+
+	check_identity(application, name);
+	if (message == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the event message must not be null")));
+	w = dg_work_begin(dg_now());
+	dg_error_clear(&err);
+	text = dg_jsonb_to_text(message);
+	if (!dg_json_parse(text, strlen(text), &w->temp, &err) ||
+		!dg_op_from_message(w->temp, &op, &err))
+		dg_raise(&err);
+	dg_store_begin(&save);
+	dg_work_load(w, application, name);
+	if (!dg_work_event(w, application, name, &op, &err))
+		dg_raise(&err);
+	dg_work_persist(w);
+	/* a deleted thing reads as NULL, as dt_get_thing would */
+	if (w->thing != NULL && !w->deleted &&
+		!dg_json_has(dg_thing_section(w->thing, "metadata"), "deletionTimestamp", NULL))
+		result = to_jsonb(w->thing, caller);
+	dg_store_end(&save);
+	dg_work_end(w);
+	return result;
+}
+
+typedef struct ListState
+{
+	void		(*emit) (Jsonb *thing, void *arg);
+	void	   *arg;
+	MemoryContext caller;
+	DgWork	   *w;
+} ListState;
+
+static void
+list_row(DgRow *row, void *arg)
+{
+	ListState  *state = (ListState *) arg;
+	Jsonb	   *jb;
+
+	state->w->temp = dg_row_to_thing(row);
+	jb = to_jsonb(state->w->temp, state->caller);
+	json_object_put(state->w->temp);
+	state->w->temp = NULL;
+	state->emit(jb, state->arg);
+}
+
+void
+dg_service_list(const char *application, const char *selector_text,
+				void (*emit) (Jsonb *thing, void *arg), void *arg)
+{
+	ListState	state;
+	DgSelector	selector;
+	DgStoreSave save;
+	DgError		err;
+
+	dg_error_clear(&err);
+	if (application == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("application must not be null")));
+	if (!dg_check_application(application, &err))
+		dg_raise(&err);
+	dg_selector_parse(selector_text, &selector);
+	state.emit = emit;
+	state.arg = arg;
+	state.caller = CurrentMemoryContext;
+	state.w = dg_work_begin(0);
+	dg_store_begin(&save);
+	dg_store_list(application, &selector, list_row, &state);
+	dg_store_end(&save);
+	dg_work_end(state.w);
+}

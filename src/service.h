@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * service.h
+ *		The pipeline's building blocks, for the files that see both json-c
+ *		and PostgreSQL (the service itself, the processor, the hook runners).
+ *
+ * src/service.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DG_SERVICE_H
+#define DG_SERVICE_H
+
+#include "dg.h"
+#include "doppelganger.h"
+
+/*
+ * The json-c trees of one thing's processing.  Every tree alive across a
+ * call that can ereport must hang from one of these slots: the context's
+ * reset callback releases them on any exit.
+ */
+typedef struct DgWork
+{
+	MemoryContext cxt;
+	MemoryContextCallback callback;
+	dg_time		now;
+	json_object *stored;		/* the row as loaded (or as created) */
+	json_object *thing;			/* the working thing; NULL: no such thing */
+	json_object *next;			/* an operation's result in the making */
+	json_object *temp;			/* an input being read */
+	bool		deleted;		/* the row was deleted */
+	DgMachine	machine;
+} DgWork;
+
+extern DgWork *dg_work_begin(dg_time now);
+extern void dg_work_end(DgWork *w);
+extern bool dg_work_load(DgWork *w, const char *application, const char *name);
+extern bool dg_work_apply(DgWork *w, DgOp *op, DgError *err);
+extern bool dg_work_create(DgWork *w, DgError *err);
+extern bool dg_work_delete(DgWork *w, bool *deleted, DgError *err);
+extern bool dg_work_event(DgWork *w, const char *application, const char *name,
+						  DgOp *op, DgError *err);
+extern bool dg_work_persist(DgWork *w);
+
+extern dg_time dg_now(void);
+extern void dg_raise(DgError *err) pg_attribute_noreturn();
+extern json_object *dg_row_to_thing(DgRow *row);
+extern void dg_thing_to_row(json_object *thing, DgRow *row);
+extern void dg_notify_change(const char *op, json_object *before, json_object *after);
+
+#endif							/* DG_SERVICE_H */
