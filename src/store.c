@@ -20,6 +20,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -48,7 +49,8 @@ static SPIPlanPtr plan_exists;
 static SPIPlanPtr plan_insert;
 static SPIPlanPtr plan_update;
 static SPIPlanPtr plan_delete;
-static SPIPlanPtr plan_list;
+/* one plan per combination of selector parts, see dg_store_list */
+static SPIPlanPtr plan_list[16];
 
 static SPIPlanPtr
 prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
@@ -356,32 +358,54 @@ jsonb_array(List *items)
 }
 
 /*
- * The things of an application that match a selector, in name order.  The
- * label conditions are written so that the GIN index on labels serves them.
+ * The things of an application that match a selector, in name order.
+ * Only the conditions the selector needs appear in the statement: a GIN
+ * condition that matches everything (such as "?& '{}'") would make the
+ * planner give up the labels index.  The SQL text is assembled from
+ * constant fragments only; values are always parameters.
  */
 void
 dg_store_list(const char *application, DgSelector *selector,
 			  DgRowCallback callback, void *arg)
 {
 	static Oid	types[5] = {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID};
+	static const char *const conditions[4] = {
+		" AND labels @> $2", " AND labels ?& $3", " AND NOT labels ?| $4",
+		" AND NOT labels @> ANY ($5)"
+	};
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		values[5];
+	int			parts = 0;
 	Portal		portal;
 
+	if (selector->equals && strcmp(selector->equals, "{}") != 0)
+		parts |= 1;
+	if (selector->exists != NIL)
+		parts |= 2;
+	if (selector->absent != NIL)
+		parts |= 4;
+	if (selector->differs != NIL)
+		parts |= 8;
+	if (plan_list[parts] == NULL)
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "SELECT " THING_COLUMNS " FROM doppelganger.things"
+							   " WHERE application = $1");
+		for (int i = 0; i < 4; i++)
+			if (parts & (1 << i))
+				appendStringInfoString(&sql, conditions[i]);
+		appendStringInfoString(&sql, " ORDER BY name");
+		prepare(&plan_list[parts], sql.data, 5, types);
+		pfree(sql.data);
+	}
 	values[0] = text_param(application);
 	values[1] = dg_jsonb_from_text(selector->equals ? selector->equals : "{}");
 	values[2] = text_array(selector->exists);
 	values[3] = text_array(selector->absent);
 	values[4] = jsonb_array(selector->differs);
-	portal = SPI_cursor_open(NULL,
-							 prepare(&plan_list,
-									 "SELECT " THING_COLUMNS " FROM doppelganger.things"
-									 " WHERE application = $1 AND labels @> $2"
-									 " AND labels ?& $3 AND NOT labels ?| $4"
-									 " AND NOT labels @> ANY ($5)"
-									 " ORDER BY name",
-									 5, types),
-							 values, NULL, true);
+	portal = SPI_cursor_open(NULL, plan_list[parts], values, NULL, true);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 100);

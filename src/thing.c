@@ -301,7 +301,7 @@ synthetic_entry(json_object *in, const char *path, dg_time now,
 	json_object *o = json_object_new_object();
 	bool		has_alias = dg_json_has(in, "alias", &alias);
 
-	if (has_alias && (dg_json_has(in, "javaScript", NULL) || dg_json_has(in, "function", NULL)))
+	if (has_alias == (dg_json_has(in, "javaScript", NULL) || dg_json_has(in, "function", NULL)))
 	{
 		json_object_put(o);
 		return dg_fail(err, DG_ERR_INVALID,
