@@ -11,7 +11,7 @@ export PATH="$PGBIN:$PATH"
 DG_PACKAGES=(
 	build-essential pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
-	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libdbd-pg-perl
 	libjson-c-dev librdkafka-dev duktape-dev kcat
 	libwebsockets-dev libjwt-dev libssl-dev
 	chromium nodejs npm curl procps

@@ -1,0 +1,173 @@
+# DgTest.pm: throwaway PostgreSQL clusters (and the test broker) for the
+# integration tests.  Tests run as the postgres user; scripts/test sets
+# DG_ROOT (the checkout) and DG_WORK (a scratch directory).
+package DgTest;
+
+use strict;
+use warnings;
+use DBI;
+use IO::Socket::INET;
+use JSON::PP;
+use Time::HiRes qw(time sleep);
+use Exporter 'import';
+
+our @EXPORT = qw(free_port json_decode json_encode patch_apply poll_until);
+
+my $PGBIN = '/usr/lib/postgresql/15/bin';
+my $JSON = JSON::PP->new->canonical->allow_nonref;
+
+sub json_decode { return $JSON->decode($_[0]); }
+sub json_encode { return $JSON->encode($_[0]); }
+
+# A port nobody listens on.
+sub free_port
+{
+	for (1 .. 100)
+	{
+		my $port = 56000 + int(rand(8000));
+		my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+			Proto => 'tcp', ReuseAddr => 0);
+		next unless $sock;
+		close $sock;
+		return $port;
+	}
+	die "no free port";
+}
+
+# Wait until $check->() returns true; returns its last value.
+sub poll_until
+{
+	my ($check, $timeout) = @_;
+	my $deadline = time + ($timeout // 30);
+	my $value;
+	while (time < $deadline)
+	{
+		$value = $check->();
+		return $value if $value;
+		sleep 0.05;
+	}
+	return $value;
+}
+
+# Apply an RFC 6902 patch made of add, remove and replace (what the server's
+# diff produces) to a Perl structure; returns the new document.
+sub patch_apply
+{
+	my ($doc, $patch) = @_;
+	for my $op (@$patch)
+	{
+		my @path = map { s/~1/\//gr =~ s/~0/~/gr } split m{/}, $op->{path}, -1;
+		shift @path;
+		if (!@path)
+		{
+			$doc = $op->{value};
+			next;
+		}
+		my $last = pop @path;
+		my $parent = $doc;
+		$parent = ref $parent eq 'ARRAY' ? $parent->[$_] : $parent->{$_} for @path;
+		if (ref $parent eq 'ARRAY')
+		{
+			if ($op->{op} eq 'remove') { splice @$parent, $last, 1; }
+			elsif ($op->{op} eq 'add') { splice @$parent, ($last eq '-' ? scalar @$parent : $last), 0, $op->{value}; }
+			else { $parent->[$last] = $op->{value}; }
+		}
+		else
+		{
+			if ($op->{op} eq 'remove') { delete $parent->{$last}; }
+			else { $parent->{$last} = $op->{value}; }
+		}
+	}
+	return $doc;
+}
+
+# DgTest->cluster(name => 'x', conf => [lines]): a new, started cluster with
+# the library preloaded and a database "dg" holding the extension.
+sub cluster
+{
+	my ($class, %opt) = @_;
+	my $self = bless {
+		name => $opt{name} // 'node',
+		port => free_port(),
+		conf => $opt{conf} // [],
+	}, $class;
+	$self->{dir} = "$ENV{DG_WORK}/$self->{name}";
+	system("rm -rf $self->{dir}") == 0 or die;
+	mkdir $self->{dir} or die "mkdir $self->{dir}: $!";
+	system("$PGBIN/initdb -D $self->{dir}/data -U postgres -A trust --no-sync >/dev/null") == 0
+	  or die "initdb failed";
+	open my $fh, '>>', "$self->{dir}/data/postgresql.conf" or die;
+	print $fh "port = $self->{port}\n";
+	print $fh "listen_addresses = '127.0.0.1'\n";
+	print $fh "unix_socket_directories = '$self->{dir}'\n";
+	print $fh "shared_preload_libraries = 'doppelganger'\n";
+	print $fh "doppelganger.database = 'dg'\n";
+	print $fh "fsync = off\n";
+	print $fh "log_line_prefix = '%m [%p] %b '\n";
+	print $fh "$_\n" for @{ $self->{conf} };
+	close $fh;
+	$self->start;
+	$self->psql('postgres', 'CREATE DATABASE dg');
+	$self->psql('dg', 'CREATE EXTENSION doppelganger') unless $opt{no_extension};
+	return $self;
+}
+
+sub conf
+{
+	my ($self, @lines) = @_;
+	open my $fh, '>>', "$self->{dir}/data/postgresql.conf" or die;
+	print $fh "$_\n" for @lines;
+	close $fh;
+}
+
+sub start
+{
+	my ($self) = @_;
+	system("$PGBIN/pg_ctl -D $self->{dir}/data -l $self->{dir}/server.log -w -t 60 start >/dev/null") == 0
+	  or die "pg_ctl start failed: " . `tail -20 $self->{dir}/server.log`;
+}
+
+sub stop
+{
+	my ($self, $mode) = @_;
+	$mode //= 'fast';
+	system("$PGBIN/pg_ctl -D $self->{dir}/data -m $mode -w -t 60 stop >/dev/null 2>&1");
+}
+
+sub restart { my ($self) = @_; $self->stop; $self->start; }
+sub reload { my ($self) = @_; system("$PGBIN/pg_ctl -D $self->{dir}/data reload >/dev/null"); }
+
+sub DESTROY { my ($self) = @_; $self->stop('immediate') if $self->{dir} && !$self->{kept}; }
+
+sub connstr { my ($self, $db) = @_; return "dbname=" . ($db // 'dg') . " host=$self->{dir} port=$self->{port}"; }
+
+sub dbh
+{
+	my ($self, $db) = @_;
+	return DBI->connect("dbi:Pg:dbname=" . ($db // 'dg') . ";host=$self->{dir};port=$self->{port}",
+		'postgres', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0, pg_enable_utf8 => 1 });
+}
+
+# Run SQL (one statement) in a fresh session; returns the first column of the first row.
+sub psql
+{
+	my ($self, $db, $sql, @bind) = @_;
+	my $dbh = $self->dbh($db);
+	my $sth = $dbh->prepare($sql);
+	$sth->execute(@bind);
+	my $row = $sth->{NUM_OF_FIELDS} ? $sth->fetchrow_arrayref : undef;
+	my $value = $row ? $row->[0] : undef;
+	$sth->finish;
+	$dbh->disconnect;
+	return $value;
+}
+
+sub log_contents
+{
+	my ($self) = @_;
+	open my $fh, '<', "$self->{dir}/server.log" or return '';
+	local $/;
+	return <$fh>;
+}
+
+1;
