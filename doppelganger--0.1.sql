@@ -24,11 +24,10 @@ CREATE TABLE doppelganger.things (
     schema              jsonb,
     internal            jsonb NOT NULL DEFAULT '{}',
     waker               timestamptz,
-    PRIMARY KEY (application, name),
-    CONSTRAINT things_application_length CHECK (char_length(application) BETWEEN 1 AND 64),
-    CONSTRAINT things_name_length CHECK (char_length(name) BETWEEN 1 AND 256),
-    CONSTRAINT things_generation_positive CHECK (generation > 0)
+    PRIMARY KEY (application, name)
 );
+-- Names (application up to 64 characters, thing up to 256) are checked by
+-- the API; CHECK constraints here would be re-read on every write.
 
 COMMENT ON TABLE doppelganger.things IS
     'Digital twins, one row per thing; change them with the dt_* functions';

@@ -160,18 +160,15 @@ add_command(DgMachine *m, const char *device, const char *channel, json_object *
 	json_object_array_add(m->commands, cmd);
 }
 
-/* Aggregate {feature: value} per (device, channel): key "device\x01channel". */
+/* Aggregate {feature: value} per device, then channel: aggregates[device][channel]. */
 static void
 aggregate(json_object *aggregates, const char *device, const char *channel,
 		  const char *name, json_object *value)
 {
-	char	   *key = malloc(strlen(device) + strlen(channel) + 2);
-	json_object *agg;
+	json_object *channels = dg_json_ensure_object(aggregates, device);
+	json_object *agg = dg_json_ensure_object(channels, channel);
 
-	sprintf(key, "%s%c%s", device, 1, channel);
-	agg = dg_json_ensure_object(aggregates, key);
 	dg_json_set(agg, name, dg_json_copy(value));
-	free(key);
 }
 
 /* §8.2: the command method of a reconciling feature. */
@@ -328,19 +325,20 @@ dg_desired_reconcile(DgMachine *m, json_object *current, json_object *thing, DgE
 	if (ok)
 	{
 		/* aggregates go after the single commands, ordered by device, then channel */
-		const char **keys = dg_json_sorted_keys(aggregates, &n);
+		const char **devices = dg_json_sorted_keys(aggregates, &n);
 
 		for (size_t i = 0; i < n; i++)
 		{
-			char	   *dev = strdup(keys[i]);
-			char	   *sep = strchr(dev, 1);
+			json_object *channels = json_object_object_get(aggregates, devices[i]);
+			size_t		nc;
+			const char **names_c = dg_json_sorted_keys(channels, &nc);
 
-			*sep = '\0';
-			add_command(m, dev, sep + 1,
-						json_object_get(json_object_object_get(aggregates, keys[i])));
-			free(dev);
+			for (size_t j = 0; j < nc; j++)
+				add_command(m, devices[i], names_c[j],
+							json_object_get(json_object_object_get(channels, names_c[j])));
+			free(names_c);
 		}
-		free(keys);
+		free(devices);
 	}
 	free(names);
 	json_object_put(aggregates);

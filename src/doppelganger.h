@@ -20,6 +20,7 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "storage/itemptr.h"
 #include "utils/jsonb.h"
 
 #include "opkind.h"
@@ -59,6 +60,11 @@ typedef struct DgRow
 	char		resource_version[DG_UUID_LEN];
 	/* JSON text of each section; NULL when the section is empty */
 	char	   *sections[DG_NSECTIONS];
+	/* as loaded: the stored jsonb of each section, reused when unchanged */
+	Datum		stored[DG_NSECTIONS];
+	bool		stored_null[DG_NSECTIONS];
+	bool		unchanged[DG_NSECTIONS];	/* set by the writer */
+	ItemPointerData ctid;		/* of the locked row */
 	bool		has_waker;
 	TimestampTz waker;
 } DgRow;

@@ -245,9 +245,11 @@ set_desired_values(json_object *thing, json_object *values, dg_time now, DgError
 		dg_time		t = DG_NO_TIME;
 
 		dg_json_has(desired, name, &feature);
+		/* an object with a "value" member is the long form; anything else is the value */
 		if (v != NULL && json_object_get_type(v) == json_type_object &&
-			dg_json_has(v, "value", &value))
+			dg_json_has(v, "value", NULL))
 		{
+			dg_json_has(v, "value", &value);
 			dg_json_has(v, "validUntil", &until);
 			dg_json_has(v, "validFor", &valid_for);
 			if (until != NULL && valid_for != NULL)

@@ -175,6 +175,21 @@ dg_row_to_thing(DgRow *row)
 	return thing;
 }
 
+/* The JSON of one section of a thing, as its column stores it (NULL: empty). */
+static json_object *
+section_of(json_object *thing, DgSection section)
+{
+	static const char *const keys[DG_NSECTIONS] = {
+		"labels", "annotations", "reportedState", "desiredState", "syntheticState",
+		"reconciliation", "schema", "internal"
+	};
+	json_object *parent = thing;
+
+	if (section == DG_SEC_LABELS || section == DG_SEC_ANNOTATIONS)
+		parent = dg_thing_section(thing, "metadata");
+	return dg_thing_section(parent, keys[section]);
+}
+
 /* Fill row from thing; the texts point into thing and live as long as it. */
 void
 dg_thing_to_row(json_object *thing, DgRow *row)
@@ -194,19 +209,12 @@ dg_thing_to_row(json_object *thing, DgRow *row)
 	row->has_deletion = dg_json_has(md, "deletionTimestamp", &v) &&
 		dg_time_parse(json_object_get_string(v), &t);
 	row->deletion = row->has_deletion ? dg_timestamptz_from_time(t) : 0;
-	dg_json_has(md, "labels", &v);
-	row->sections[DG_SEC_LABELS] = v ? (char *) dg_json_text(v, NULL) : NULL;
-	dg_json_has(md, "annotations", &v);
-	row->sections[DG_SEC_ANNOTATIONS] = v ? (char *) dg_json_text(v, NULL) : NULL;
-#define SECTION(sec, key) \
-	row->sections[sec] = (v = dg_thing_section(thing, key)) ? (char *) dg_json_text(v, NULL) : NULL
-	SECTION(DG_SEC_REPORTED, "reportedState");
-	SECTION(DG_SEC_DESIRED, "desiredState");
-	SECTION(DG_SEC_SYNTHETIC, "syntheticState");
-	SECTION(DG_SEC_RECONCILIATION, "reconciliation");
-	SECTION(DG_SEC_SCHEMA, "schema");
-	SECTION(DG_SEC_INTERNAL, "internal");
-#undef SECTION
+	for (int i = 0; i < DG_NSECTIONS; i++)
+	{
+		v = section_of(thing, i);
+		row->sections[i] = v ? (char *) dg_json_text(v, NULL) : NULL;
+		row->unchanged[i] = false;
+	}
 	t = dg_waker_when(thing);
 	row->has_waker = t != DG_NO_TIME;
 	row->waker = row->has_waker ? dg_timestamptz_from_time(t) : 0;
@@ -347,8 +355,26 @@ dg_work_persist(DgWork *w)
 
 	if (w->deleted || w->thing == NULL || dg_json_equal(w->stored, w->thing))
 		return false;
+	if (w->row == NULL)
+	{
+		/* created in this batch: fetch the row's location and columns */
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+		w->row = palloc0(sizeof(DgRow));
+		if (!dg_store_load(dg_thing_application(w->thing), dg_thing_name(w->thing), true, w->row))
+			elog(ERROR, "thing \"%s\" vanished after its creation", dg_thing_name(w->thing));
+		MemoryContextSwitchTo(old);
+	}
 	new_version(w->thing, generation_of(w->stored) + 1);
 	dg_thing_to_row(w->thing, &row);
+	/* sections that did not change are written back as they were read */
+	for (int i = 0; i < DG_NSECTIONS; i++)
+	{
+		row.stored[i] = w->row->stored[i];
+		row.stored_null[i] = w->row->stored_null[i];
+		row.unchanged[i] = dg_json_equal(section_of(w->stored, i), section_of(w->thing, i));
+	}
+	row.ctid = w->row->ctid;
 	dg_store_update(&row);
 	dg_notify_change("updated", w->stored, w->thing);
 	return true;
@@ -381,11 +407,16 @@ dg_work_delete(DgWork *w, bool *deleted, DgError *err)
 bool
 dg_work_load(DgWork *w, const char *application, const char *name)
 {
-	DgRow		row;
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
+	DgRow	   *row = palloc0(sizeof(DgRow));
+	bool		found;
 
-	if (!dg_store_load(application, name, true, &row))
+	found = dg_store_load(application, name, true, row);
+	MemoryContextSwitchTo(old);
+	if (!found)
 		return false;
-	w->stored = dg_row_to_thing(&row);
+	w->row = row;
+	w->stored = dg_row_to_thing(row);
 	w->thing = dg_json_copy(w->stored);
 	return true;
 }
@@ -425,7 +456,8 @@ dg_work_create(DgWork *w, DgError *err)
 		return dg_fail(err, DG_ERR_EXISTS, "thing \"%s\" of application \"%s\" already exists",
 					   dg_thing_name(w->stored), dg_thing_application(w->stored));
 	dg_notify_change("created", w->stored, w->thing);
-	/* later operations in the same batch compare against what was inserted */
+	/* later operations in the same batch compare with what was inserted */
+	w->row = NULL;
 	json_object_put(w->stored);
 	w->stored = dg_json_copy(w->thing);
 	return true;

@@ -24,7 +24,8 @@ typedef struct DgWork
 	MemoryContext cxt;
 	MemoryContextCallback callback;
 	dg_time		now;
-	json_object *stored;		/* the row as loaded (or as created) */
+	DgRow	   *row;			/* the row as loaded, NULL if none */
+	json_object *stored;		/* the thing as loaded (or as created) */
 	json_object *thing;			/* the working thing; NULL: no such thing */
 	json_object *next;			/* an operation's result in the making */
 	json_object *temp;			/* an input being read */

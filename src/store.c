@@ -15,7 +15,11 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -27,8 +31,12 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
+#include "catalog/pg_collation.h"
+#include "utils/fmgroids.h"
 
 #include "doppelganger.h"
 
@@ -40,11 +48,9 @@ const char *const dg_section_names[DG_NSECTIONS] = {
 #define THING_COLUMNS \
 	"uid::text, creation_timestamp, deletion_timestamp, generation, resource_version::text, " \
 	"labels, annotations, reported_state, desired_state, synthetic_state, reconciliation, " \
-	"schema, internal, waker, application, name"
+	"schema, internal, waker, application, name, ctid"
 #define NCOLUMNS 16
 
-static SPIPlanPtr plan_load;
-static SPIPlanPtr plan_load_lock;
 static SPIPlanPtr plan_exists;
 static SPIPlanPtr plan_insert;
 static SPIPlanPtr plan_update;
@@ -157,12 +163,16 @@ read_row(HeapTuple tuple, TupleDesc desc, DgRow *row, MemoryContext target)
 		Jsonb	   *jb;
 
 		d = SPI_getbinval(tuple, desc, 6 + i, &isnull);
+		row->unchanged[i] = false;
 		if (isnull)
 		{
 			row->sections[i] = NULL;
+			row->stored_null[i] = true;
 			continue;
 		}
-		jb = DatumGetJsonbP(d);
+		jb = DatumGetJsonbPCopy(d);
+		row->stored[i] = PointerGetDatum(jb);
+		row->stored_null[i] = false;
 		row->sections[i] = dg_jsonb_is_empty_object(jb) ? NULL : dg_jsonb_to_text(jb);
 	}
 	d = SPI_getbinval(tuple, desc, 14, &isnull);
@@ -170,43 +180,154 @@ read_row(HeapTuple tuple, TupleDesc desc, DgRow *row, MemoryContext target)
 	row->waker = isnull ? 0 : DatumGetTimestampTz(d);
 	row->application = TextDatumGetCString(SPI_getbinval(tuple, desc, 15, &isnull));
 	row->name = TextDatumGetCString(SPI_getbinval(tuple, desc, 16, &isnull));
+	d = SPI_getbinval(tuple, desc, 17, &isnull);
+	ItemPointerCopy((ItemPointer) DatumGetPointer(d), &row->ctid);
 	MemoryContextSwitchTo(old);
+}
+
+static void
+uuid_text(Datum d, char *buf)
+{
+	const unsigned char *b = DatumGetUUIDP(d)->data;
+
+	snprintf(buf, DG_UUID_LEN,
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+			 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* Attribute numbers of the things table, found by name. */
+static AttrNumber
+attnum(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "column doppelganger.things.%s is missing", name);
+	return InvalidAttrNumber;
+}
+
+/* Copy a heap row of things into *row, in the memory current at the call. */
+static void
+read_slot(Relation rel, TupleTableSlot *slot, DgRow *row)
+{
+	bool		isnull;
+	Datum		d;
+
+	slot_getallattrs(slot);
+	row->application = TextDatumGetCString(slot_getattr(slot, attnum(rel, "application"), &isnull));
+	row->name = TextDatumGetCString(slot_getattr(slot, attnum(rel, "name"), &isnull));
+	uuid_text(slot_getattr(slot, attnum(rel, "uid"), &isnull), row->uid);
+	row->creation = DatumGetTimestampTz(slot_getattr(slot, attnum(rel, "creation_timestamp"), &isnull));
+	d = slot_getattr(slot, attnum(rel, "deletion_timestamp"), &isnull);
+	row->has_deletion = !isnull;
+	row->deletion = isnull ? 0 : DatumGetTimestampTz(d);
+	row->generation = DatumGetInt64(slot_getattr(slot, attnum(rel, "generation"), &isnull));
+	uuid_text(slot_getattr(slot, attnum(rel, "resource_version"), &isnull), row->resource_version);
+	for (int i = 0; i < DG_NSECTIONS; i++)
+	{
+		Jsonb	   *jb;
+
+		row->unchanged[i] = false;
+		d = slot_getattr(slot, attnum(rel, dg_section_names[i]), &isnull);
+		row->stored_null[i] = isnull;
+		if (isnull)
+		{
+			row->sections[i] = NULL;
+			continue;
+		}
+		jb = DatumGetJsonbPCopy(d);
+		row->stored[i] = PointerGetDatum(jb);
+		row->sections[i] = dg_jsonb_is_empty_object(jb) ? NULL : dg_jsonb_to_text(jb);
+	}
+	d = slot_getattr(slot, attnum(rel, "waker"), &isnull);
+	row->has_waker = !isnull;
+	row->waker = isnull ? 0 : DatumGetTimestampTz(d);
+	ItemPointerCopy(&slot->tts_tid, &row->ctid);
 }
 
 /*
  * Load a thing, locking its row when it will be written: concurrent
  * writers of one thing queue on the row lock instead of losing updates.
- * The row is copied into the memory context current at the call.
+ *
+ * This is the hottest read of the pipeline, so it goes to the primary key
+ * index and the table directly instead of through SPI and the executor.
+ * The lock has the semantics of SELECT ... FOR NO KEY UPDATE: in READ
+ * COMMITTED it waits for a concurrent writer and then locks the newest
+ * version; under a transaction snapshot a concurrent change is a
+ * serialization failure, as an UPDATE would raise.  The row is copied into
+ * the memory context current at the call.
  */
 bool
 dg_store_load(const char *application, const char *name, bool lock, DgRow *row)
 {
-	static Oid	types[2] = {TEXTOID, TEXTOID};
-	MemoryContext caller = CurrentMemoryContext;
-	Datum		values[2];
-	SPIPlanPtr	plan;
-	int			rc;
+	Oid			relid = get_relname_relid("things", get_namespace_oid("doppelganger", false));
+	Relation	rel;
+	Relation	idx;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	bool		found;
 
-	if (lock)
-		plan = prepare(&plan_load_lock,
-					   "SELECT " THING_COLUMNS " FROM doppelganger.things"
-					   " WHERE application = $1 AND name = $2 FOR NO KEY UPDATE",
-					   2, types);
-	else
-		plan = prepare(&plan_load,
-					   "SELECT " THING_COLUMNS " FROM doppelganger.things"
-					   " WHERE application = $1 AND name = $2",
-					   2, types);
-	values[0] = text_param(application);
-	values[1] = text_param(name);
-	rc = SPI_execute_plan(plan, values, NULL, !lock, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "loading a thing failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return false;
-	read_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, row, caller);
-	SPI_freetuptable(SPI_tuptable);
-	return true;
+	rel = table_open(relid, lock ? RowShareLock : AccessShareLock);
+	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	/* see the writes of earlier commands of this transaction */
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(application));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(name));
+	scan = index_beginscan(rel, idx, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	if (found && lock)
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		result = table_tuple_lock(rel, &slot->tts_tid, snapshot, slot,
+								  GetCurrentCommandId(true), LockTupleNoKeyExclusive,
+								  LockWaitBlock,
+								  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+								  &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+			case TM_SelfModified:
+				break;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				found = false;
+				break;
+			case TM_Updated:
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+				break;
+			default:
+				elog(ERROR, "unexpected result %d locking a thing", (int) result);
+		}
+	}
+	if (found)
+		read_slot(rel, slot, row);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+	return found;
 }
 
 bool
@@ -244,7 +365,13 @@ row_params(DgRow *row, Datum *values, char *nulls)
 	{
 		const char *text = row->sections[i];
 
-		if (text == NULL && i == DG_SEC_SCHEMA)
+		if (row->unchanged[i])
+		{
+			/* as stored: no need to encode it again */
+			values[7 + i] = row->stored[i];
+			nulls[7 + i] = row->stored_null[i] ? 'n' : ' ';
+		}
+		else if (text == NULL && i == DG_SEC_SCHEMA)
 			nulls[7 + i] = 'n';
 		else
 			values[7 + i] = dg_jsonb_from_text(text ? text : "{}");
@@ -253,10 +380,10 @@ row_params(DgRow *row, Datum *values, char *nulls)
 	nulls[15] = row->has_waker ? ' ' : 'n';
 }
 
-static Oid	row_types[NCOLUMNS] = {
+static Oid	row_types[NCOLUMNS + 1] = {
 	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
 	JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
-	TIMESTAMPTZOID
+	TIMESTAMPTZOID, TIDOID
 };
 
 /* Insert a new thing; false if one with its name exists already. */
@@ -285,16 +412,20 @@ dg_store_insert(DgRow *row)
 	return SPI_processed == 1;
 }
 
-/* Write a thing whose row the caller has locked. */
+/*
+ * Write a thing whose row the caller has locked; the lock keeps its ctid
+ * valid, and a TID scan is the cheapest way back to it.
+ */
 void
 dg_store_update(DgRow *row)
 {
-	Datum		values[NCOLUMNS];
-	char		nulls[NCOLUMNS];
+	Datum		values[NCOLUMNS + 1];
+	char		nulls[NCOLUMNS + 1];
 	int			rc;
 
 	memset(nulls, ' ', sizeof(nulls));
 	row_params(row, values, nulls);
+	values[NCOLUMNS] = PointerGetDatum(&row->ctid);
 	rc = SPI_execute_plan(prepare(&plan_update,
 								  "UPDATE doppelganger.things SET uid = $3::uuid,"
 								  " creation_timestamp = $4, deletion_timestamp = $5,"
@@ -302,8 +433,8 @@ dg_store_update(DgRow *row)
 								  " annotations = $9, reported_state = $10, desired_state = $11,"
 								  " synthetic_state = $12, reconciliation = $13, schema = $14,"
 								  " internal = $15, waker = $16"
-								  " WHERE application = $1 AND name = $2",
-								  NCOLUMNS, row_types),
+								  " WHERE ctid = $17 AND application = $1 AND name = $2",
+								  NCOLUMNS + 1, row_types),
 						  values, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "updating a thing failed: %s", SPI_result_code_string(rc));

@@ -773,11 +773,12 @@ canonical_internal(json_object *in, json_object **out, DgError *err)
 		if (dg_json_has(waker, "when", &when) && when != NULL && mask != 0)
 		{
 			json_object *w = json_object_new_object();
-			json_object *arr = json_object_new_array();
+			json_object *arr;
 
 			dg_json_set(internal, "waker", w);
 			if (!put_time(w, "when", when, "internal.waker", err))
 				goto fail;
+			arr = json_object_new_array();
 			for (int k = 0; k < 3; k++)
 				if (mask & (1 << k))
 					json_object_array_add(arr, json_object_new_string(reason_names[k]));

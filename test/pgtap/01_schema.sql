@@ -25,7 +25,7 @@ SELECT index_is_type('doppelganger', 'things', 'things_labels', 'gin');
 SELECT has_index('doppelganger', 'things', 'things_waker', 'waker');
 SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'doppelganger.things_waker'::regclass),
           '(waker IS NOT NULL)', 'the waker index is partial');
-SELECT has_check('doppelganger', 'things', 'things have check constraints on name lengths');
+SELECT has_pk('doppelganger', 'things', 'things have a primary key');
 
 SELECT has_function('doppelganger', 'dt_create_thing', ARRAY['jsonb']);
 SELECT has_function('doppelganger', 'dt_get_thing', ARRAY['text', 'text']);
