@@ -5,7 +5,7 @@ MODULE_big = doppelganger
 
 # The pure layer compiles into the extension and into the unit tests.
 PURE_SRCS = src/json.c src/time.c src/patch.c src/thing.c src/ops.c \
-	src/machine.c src/desired.c src/schema.c
+	src/machine.c src/desired.c src/schema.c src/ecmaregex.c
 EDGE_SRCS = src/doppelganger.c src/api.c src/service.c src/store.c \
 	src/pgjson.c src/selector.c
 OBJS = $(PURE_SRCS:.c=.o) $(EDGE_SRCS:.c=.o)

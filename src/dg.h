@@ -275,6 +275,26 @@ extern bool dg_machine_validate(json_object *thing, DgError *err);
 extern bool dg_desired_reconcile(DgMachine *m, json_object *current,
 								 json_object *thing, DgError *err);
 
+/* ---- ecmaregex.c: ECMA-262 patterns on POSIX regex ---- */
+
+typedef struct DgRegex DgRegex;
+
+/*
+ * Compile an ECMA-262 pattern.  On failure returns NULL and writes to errbuf
+ * what is wrong.  With *unsupported set, that is the construct POSIX cannot
+ * express, in lowercase ("backreference", "lookaround or named group",
+ * "non-ASCII character inside brackets"...); otherwise it is regerror's
+ * complaint about a malformed pattern.
+ */
+extern DgRegex *dg_regex_compile(const char *pattern, bool *unsupported,
+								 char *errbuf, size_t errlen);
+/*
+ * Whether the pattern matches anywhere in s[0, len), which may hold NULs
+ * where libc has REG_STARTEND (elsewhere the match stops at the first NUL).
+ */
+extern bool dg_regex_match(DgRegex *re, const char *s, size_t len);
+extern void dg_regex_free(DgRegex *re);
+
 /* ---- schema.c: JSON Schema draft 7 ---- */
 
 typedef struct DgSchema DgSchema;
