@@ -7,7 +7,7 @@ MODULE_big = doppelganger
 PURE_SRCS = src/json.c src/time.c src/patch.c src/thing.c src/ops.c \
 	src/machine.c src/desired.c src/schema.c src/ecmaregex.c
 EDGE_SRCS = src/doppelganger.c src/api.c src/service.c src/store.c \
-	src/pgjson.c src/selector.c
+	src/pgjson.c src/selector.c src/convert.c
 OBJS = $(PURE_SRCS:.c=.o) $(EDGE_SRCS:.c=.o)
 
 DATA = doppelganger--0.1.sql

@@ -58,12 +58,9 @@ typedef struct DgRow
 	TimestampTz deletion;
 	int64		generation;
 	char		resource_version[DG_UUID_LEN];
-	/* JSON text of each section; NULL when the section is empty */
-	char	   *sections[DG_NSECTIONS];
-	/* as loaded: the stored jsonb of each section, reused when unchanged */
-	Datum		stored[DG_NSECTIONS];
-	bool		stored_null[DG_NSECTIONS];
-	bool		unchanged[DG_NSECTIONS];	/* set by the writer */
+	/* each section's jsonb; as loaded, or as to be written */
+	Datum		sections[DG_NSECTIONS];
+	bool		section_null[DG_NSECTIONS];
 	ItemPointerData ctid;		/* of the locked row */
 	bool		has_waker;
 	TimestampTz waker;
@@ -100,7 +97,6 @@ extern void dg_store_new_uuid(char *buf);
 /* ---- pgjson.c: text and jsonb ---- */
 extern Datum dg_jsonb_from_text(const char *text);
 extern char *dg_jsonb_to_text(Jsonb *jsonb);
-extern bool dg_jsonb_is_empty_object(Jsonb *jsonb);
 
 /* ---- selector.c ---- */
 extern void dg_selector_parse(const char *text, DgSelector *selector);

@@ -152,14 +152,78 @@ is_number(json_object *o)
 	return t == json_type_int || t == json_type_double;
 }
 
+/*
+ * A decimal number in a canonical form: sign, significant digits without
+ * leading or trailing zeros, and the exponent of the first digit.  Zero is
+ * the empty digit string.
+ */
+typedef struct Decimal
+{
+	bool		negative;
+	char		digits[400];
+	long		exponent;
+} Decimal;
+
+static void
+decimal_parse(const char *s, Decimal *d)
+{
+	int			n = 0;
+	long		point = -1;
+	long		lead = 0;		/* digits before the first significant one */
+	long		count = 0;
+
+	d->negative = *s == '-';
+	if (*s == '-' || *s == '+')
+		s++;
+	for (; *s && *s != 'e' && *s != 'E'; s++)
+	{
+		if (*s == '.')
+		{
+			point = count;
+			continue;
+		}
+		count++;
+		if (n == 0 && *s == '0')
+		{
+			lead++;
+			continue;
+		}
+		if (n < (int) sizeof(d->digits) - 1)
+			d->digits[n++] = *s;
+	}
+	while (n > 0 && d->digits[n - 1] == '0')
+		n--;
+	d->digits[n] = '\0';
+	if (point < 0)
+		point = count;
+	d->exponent = point - lead + (*s ? strtol(s + 1, NULL, 10) : 0);
+	if (n == 0)
+	{
+		d->negative = false;
+		d->exponent = 0;
+	}
+}
+
+/*
+ * Numbers are equal when their values are, exactly, as jsonb compares
+ * them: 42 equals 42.0, but two decimals that only differ beyond double
+ * precision are different.  json-c keeps the digits a number was parsed
+ * from, so the text is exact.
+ */
 static bool
 numbers_equal(json_object *a, json_object *b)
 {
+	Decimal		da,
+				db;
+
 	if (json_object_get_type(a) == json_type_int &&
 		json_object_get_type(b) == json_type_int)
 		return json_object_get_int64(a) == json_object_get_int64(b) &&
 			json_object_get_uint64(a) == json_object_get_uint64(b);
-	return json_object_get_double(a) == json_object_get_double(b);
+	decimal_parse(json_object_get_string(a), &da);
+	decimal_parse(json_object_get_string(b), &db);
+	return da.negative == db.negative && da.exponent == db.exponent &&
+		strcmp(da.digits, db.digits) == 0;
 }
 
 bool

@@ -28,9 +28,3 @@ dg_jsonb_to_text(Jsonb *jsonb)
 {
 	return JsonbToCString(NULL, &jsonb->root, VARSIZE(jsonb));
 }
-
-bool
-dg_jsonb_is_empty_object(Jsonb *jsonb)
-{
-	return JB_ROOT_IS_OBJECT(jsonb) && JB_ROOT_COUNT(jsonb) == 0;
-}

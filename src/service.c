@@ -113,35 +113,15 @@ dg_raise(DgError *err)
 			 err->detail[0] ? errdetail("%s", err->detail) : 0));
 }
 
-/* Parse a section's JSON text; our own rows always parse. */
-static json_object *
-parse_section(const char *text, const char *what)
-{
-	json_object *obj;
-	DgError		err;
-
-	if (!dg_json_parse(text, strlen(text), &obj, &err))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored %s of a thing is not valid JSON: %s", what, err.message)));
-	return obj;
-}
+/* The key of each section in the thing's JSON (labels and annotations in metadata). */
+static const char *const section_keys[DG_NSECTIONS] = {
+	"labels", "annotations", "reportedState", "desiredState", "syntheticState",
+	"reconciliation", "schema", "internal"
+};
 
 json_object *
 dg_row_to_thing(DgRow *row)
 {
-	static const struct
-	{
-		DgSection	section;
-		const char *key;
-	}			sections[] = {
-		{DG_SEC_SCHEMA, "schema"},
-		{DG_SEC_REPORTED, "reportedState"},
-		{DG_SEC_DESIRED, "desiredState"},
-		{DG_SEC_SYNTHETIC, "syntheticState"},
-		{DG_SEC_RECONCILIATION, "reconciliation"},
-		{DG_SEC_INTERNAL, "internal"},
-	};
 	json_object *thing = dg_thing_new(row->application, row->name);
 	json_object *md = dg_thing_section(thing, "metadata");
 
@@ -153,18 +133,22 @@ dg_row_to_thing(DgRow *row)
 					dg_time_json(dg_time_from_timestamptz(row->deletion)));
 	dg_json_set(md, "generation", json_object_new_int64(row->generation));
 	dg_json_set(md, "resourceVersion", json_object_new_string(row->resource_version));
-	/* ereport in parse_section would leak thing: hold it in a PG_TRY-free way */
 	PG_TRY();
 	{
-		if (row->sections[DG_SEC_LABELS])
-			dg_json_set(md, "labels", parse_section(row->sections[DG_SEC_LABELS], "labels"));
-		if (row->sections[DG_SEC_ANNOTATIONS])
-			dg_json_set(md, "annotations",
-						parse_section(row->sections[DG_SEC_ANNOTATIONS], "annotations"));
-		for (size_t i = 0; i < lengthof(sections); i++)
-			if (row->sections[sections[i].section])
-				dg_json_set(thing, sections[i].key,
-							parse_section(row->sections[sections[i].section], sections[i].key));
+		for (int i = 0; i < DG_NSECTIONS; i++)
+		{
+			Jsonb	   *jb;
+
+			if (row->section_null[i])
+				continue;
+			jb = DatumGetJsonbP(row->sections[i]);
+			if (JB_ROOT_IS_OBJECT(jb) && JB_ROOT_COUNT(jb) == 0)
+				continue;
+			if (i == DG_SEC_LABELS || i == DG_SEC_ANNOTATIONS)
+				dg_json_set(md, section_keys[i], dg_jsonc_from_jsonb(jb));
+			else
+				dg_json_set(thing, section_keys[i], dg_jsonc_from_jsonb(jb));
+		}
 	}
 	PG_CATCH();
 	{
@@ -179,20 +163,35 @@ dg_row_to_thing(DgRow *row)
 static json_object *
 section_of(json_object *thing, DgSection section)
 {
-	static const char *const keys[DG_NSECTIONS] = {
-		"labels", "annotations", "reportedState", "desiredState", "syntheticState",
-		"reconciliation", "schema", "internal"
-	};
 	json_object *parent = thing;
 
 	if (section == DG_SEC_LABELS || section == DG_SEC_ANNOTATIONS)
 		parent = dg_thing_section(thing, "metadata");
-	return dg_thing_section(parent, keys[section]);
+	return dg_thing_section(parent, section_keys[section]);
 }
 
-/* Fill row from thing; the texts point into thing and live as long as it. */
+/* An empty jsonb object, built once per process. */
+static Datum
+empty_object(void)
+{
+	static Datum empty = (Datum) 0;
+
+	if (empty == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		empty = dg_jsonb_from_text("{}");
+		MemoryContextSwitchTo(old);
+	}
+	return empty;
+}
+
+/*
+ * Fill row from thing.  A section equal to the one in "prev" (the thing as
+ * loaded into prev_row) is written back as it was read, without encoding.
+ */
 void
-dg_thing_to_row(json_object *thing, DgRow *row)
+dg_thing_to_row(json_object *thing, DgRow *row, json_object *prev, DgRow *prev_row)
 {
 	json_object *md = dg_thing_section(thing, "metadata");
 	json_object *v;
@@ -212,8 +211,21 @@ dg_thing_to_row(json_object *thing, DgRow *row)
 	for (int i = 0; i < DG_NSECTIONS; i++)
 	{
 		v = section_of(thing, i);
-		row->sections[i] = v ? (char *) dg_json_text(v, NULL) : NULL;
-		row->unchanged[i] = false;
+		if (prev_row != NULL && dg_json_equal(section_of(prev, i), v))
+		{
+			row->sections[i] = prev_row->sections[i];
+			row->section_null[i] = prev_row->section_null[i];
+		}
+		else if (v == NULL)
+		{
+			row->section_null[i] = i == DG_SEC_SCHEMA;
+			row->sections[i] = row->section_null[i] ? (Datum) 0 : empty_object();
+		}
+		else
+		{
+			row->section_null[i] = false;
+			row->sections[i] = PointerGetDatum(dg_jsonb_from_jsonc(v));
+		}
 	}
 	t = dg_waker_when(thing);
 	row->has_waker = t != DG_NO_TIME;
@@ -317,7 +329,7 @@ static Jsonb *
 to_jsonb(json_object *thing, MemoryContext target)
 {
 	MemoryContext old = MemoryContextSwitchTo(target);
-	Jsonb	   *result = DatumGetJsonbP(dg_jsonb_from_text(dg_json_text(thing, NULL)));
+	Jsonb	   *result = dg_jsonb_from_jsonc(thing);
 
 	MemoryContextSwitchTo(old);
 	return result;
@@ -366,14 +378,7 @@ dg_work_persist(DgWork *w)
 		MemoryContextSwitchTo(old);
 	}
 	new_version(w->thing, generation_of(w->stored) + 1);
-	dg_thing_to_row(w->thing, &row);
-	/* sections that did not change are written back as they were read */
-	for (int i = 0; i < DG_NSECTIONS; i++)
-	{
-		row.stored[i] = w->row->stored[i];
-		row.stored_null[i] = w->row->stored_null[i];
-		row.unchanged[i] = dg_json_equal(section_of(w->stored, i), section_of(w->thing, i));
-	}
+	dg_thing_to_row(w->thing, &row, w->stored, w->row);
 	row.ctid = w->row->ctid;
 	dg_store_update(&row);
 	dg_notify_change("updated", w->stored, w->thing);
@@ -451,7 +456,7 @@ dg_work_create(DgWork *w, DgError *err)
 	dg_json_set(md, "uid", json_object_new_string(uuid));
 	dg_json_set(md, "creationTimestamp", dg_time_json(w->now));
 	new_version(w->thing, 1);
-	dg_thing_to_row(w->thing, &row);
+	dg_thing_to_row(w->thing, &row, NULL, NULL);
 	if (!dg_store_insert(&row))
 		return dg_fail(err, DG_ERR_EXISTS, "thing \"%s\" of application \"%s\" already exists",
 					   dg_thing_name(w->stored), dg_thing_application(w->stored));
@@ -471,11 +476,9 @@ dg_service_create(Jsonb *input)
 	DgStoreSave save;
 	DgError		err;
 	Jsonb	   *result;
-	char	   *text = dg_jsonb_to_text(input);
 
 	dg_error_clear(&err);
-	if (!dg_json_parse(text, strlen(text), &w->temp, &err))
-		dg_raise(&err);
+	w->temp = dg_jsonc_from_jsonb(input);
 	w->thing = dg_thing_canonical(w->temp, w->now, &err);
 	if (w->thing == NULL)
 		dg_raise(&err);
@@ -559,12 +562,7 @@ request_op(DgWork *w, DgRequest *req, DgOp *op)
 	op->partial = req->partial;
 	op->feature = req->feature;
 	if (req->arg != NULL)
-	{
-		char	   *text = dg_jsonb_to_text(req->arg);
-
-		if (!dg_json_parse(text, strlen(text), &w->temp, &err))
-			dg_raise(&err);
-	}
+		w->temp = dg_jsonc_from_jsonb(req->arg);
 	op->arg = w->temp;
 	if (req->kind == DG_OP_SET_DESIRED_VALUES)
 	{
@@ -716,7 +714,6 @@ dg_service_process_event(const char *application, const char *name, Jsonb *messa
 	DgStoreSave save;
 	DgError		err;
 	DgOp		op;
-	char	   *text;
 	Jsonb	   *result = NULL;
 
 	check_identity(application, name);
@@ -726,9 +723,8 @@ dg_service_process_event(const char *application, const char *name, Jsonb *messa
 				 errmsg("the event message must not be null")));
 	w = dg_work_begin(dg_now());
 	dg_error_clear(&err);
-	text = dg_jsonb_to_text(message);
-	if (!dg_json_parse(text, strlen(text), &w->temp, &err) ||
-		!dg_op_from_message(w->temp, &op, &err))
+	w->temp = dg_jsonc_from_jsonb(message);
+	if (!dg_op_from_message(w->temp, &op, &err))
 		dg_raise(&err);
 	dg_store_begin(&save);
 	dg_work_load(w, application, name);

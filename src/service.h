@@ -46,7 +46,11 @@ extern bool dg_work_persist(DgWork *w);
 extern dg_time dg_now(void);
 extern void dg_raise(DgError *err) pg_attribute_noreturn();
 extern json_object *dg_row_to_thing(DgRow *row);
-extern void dg_thing_to_row(json_object *thing, DgRow *row);
+extern void dg_thing_to_row(json_object *thing, DgRow *row, json_object *prev, DgRow *prev_row);
+
+/* convert.c */
+extern json_object *dg_jsonc_from_jsonb(Jsonb *jb);
+extern Jsonb *dg_jsonb_from_jsonc(json_object *obj);
 extern void dg_notify_change(const char *op, json_object *before, json_object *after);
 
 #endif							/* DG_SERVICE_H */

@@ -160,20 +160,9 @@ read_row(HeapTuple tuple, TupleDesc desc, DgRow *row, MemoryContext target)
 	strlcpy(row->resource_version, TextDatumGetCString(d), DG_UUID_LEN);
 	for (int i = 0; i < DG_NSECTIONS; i++)
 	{
-		Jsonb	   *jb;
-
 		d = SPI_getbinval(tuple, desc, 6 + i, &isnull);
-		row->unchanged[i] = false;
-		if (isnull)
-		{
-			row->sections[i] = NULL;
-			row->stored_null[i] = true;
-			continue;
-		}
-		jb = DatumGetJsonbPCopy(d);
-		row->stored[i] = PointerGetDatum(jb);
-		row->stored_null[i] = false;
-		row->sections[i] = dg_jsonb_is_empty_object(jb) ? NULL : dg_jsonb_to_text(jb);
+		row->section_null[i] = isnull;
+		row->sections[i] = isnull ? (Datum) 0 : PointerGetDatum(DatumGetJsonbPCopy(d));
 	}
 	d = SPI_getbinval(tuple, desc, 14, &isnull);
 	row->has_waker = !isnull;
@@ -232,19 +221,9 @@ read_slot(Relation rel, TupleTableSlot *slot, DgRow *row)
 	uuid_text(slot_getattr(slot, attnum(rel, "resource_version"), &isnull), row->resource_version);
 	for (int i = 0; i < DG_NSECTIONS; i++)
 	{
-		Jsonb	   *jb;
-
-		row->unchanged[i] = false;
 		d = slot_getattr(slot, attnum(rel, dg_section_names[i]), &isnull);
-		row->stored_null[i] = isnull;
-		if (isnull)
-		{
-			row->sections[i] = NULL;
-			continue;
-		}
-		jb = DatumGetJsonbPCopy(d);
-		row->stored[i] = PointerGetDatum(jb);
-		row->sections[i] = dg_jsonb_is_empty_object(jb) ? NULL : dg_jsonb_to_text(jb);
+		row->section_null[i] = isnull;
+		row->sections[i] = isnull ? (Datum) 0 : PointerGetDatum(DatumGetJsonbPCopy(d));
 	}
 	d = slot_getattr(slot, attnum(rel, "waker"), &isnull);
 	row->has_waker = !isnull;
@@ -363,18 +342,8 @@ row_params(DgRow *row, Datum *values, char *nulls)
 	values[6] = text_param(row->resource_version);
 	for (int i = 0; i < DG_NSECTIONS; i++)
 	{
-		const char *text = row->sections[i];
-
-		if (row->unchanged[i])
-		{
-			/* as stored: no need to encode it again */
-			values[7 + i] = row->stored[i];
-			nulls[7 + i] = row->stored_null[i] ? 'n' : ' ';
-		}
-		else if (text == NULL && i == DG_SEC_SCHEMA)
-			nulls[7 + i] = 'n';
-		else
-			values[7 + i] = dg_jsonb_from_text(text ? text : "{}");
+		values[7 + i] = row->sections[i];
+		nulls[7 + i] = row->section_null[i] ? 'n' : ' ';
 	}
 	values[15] = TimestampTzGetDatum(row->waker);
 	nulls[15] = row->has_waker ? ' ' : 'n';

@@ -2090,11 +2090,48 @@ test_validate(void)
 	json_object_put(current);
 }
 
+/* Number equality is exact, by value, as jsonb's (json.c). */
+static void
+test_number_equality(void)
+{
+	static const struct
+	{
+		const char *a;
+		const char *b;
+		bool		equal;
+	}			cases[] = {
+		{"42", "42.0", true},
+		{"42", "4.2e1", true},
+		{"0.5", "5e-1", true},
+		{"-0.0", "0", true},
+		{"100", "1e2", true},
+		{"1.10", "1.1", true},
+		{"0.1000000000000000000001", "0.1000000000000000000002", false},
+		{"12345678901234567890.5", "12345678901234567890.6", false},
+		{"9223372036854775807", "9223372036854775806", false},
+		{"1", "-1", false},
+		{"0.001", "0.01", false},
+		{"1e300", "1e301", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		json_object *a = J(cases[i].a);
+		json_object *b = J(cases[i].b);
+
+		ok(dg_json_equal(a, b) == cases[i].equal, "%s %s %s", cases[i].a,
+		   cases[i].equal ? "equals" : "differs from", cases[i].b);
+		json_object_put(a);
+		json_object_put(b);
+	}
+}
+
 int
 main(void)
 {
 	NOW = T(NOW_TEXT);
 	test_time();
+	test_number_equality();
 	test_duration();
 	test_delay();
 	test_names();
