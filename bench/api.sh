@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/api.sh: dt_report_state calls per second against a baseline of a
 # plain UPDATE of the same jsonb plus a pg_notify, one transaction each,
-# measured in the same run on the same cluster.
+# measured in the same run on the same cluster.  The baseline is a single
+# statement (UPDATE ... RETURNING feeding pg_notify), one round trip like
+# the API call.
 #
 # Each client count runs baseline and API alternately ROUNDS times and
 # reports the median of the per-round ratios, which cancels most of the
@@ -40,15 +42,15 @@ EOF
 as_postgres tee "$DIR/scripts/baseline.sql" >/dev/null <<EOF
 \set id random(1, $THINGS)
 \set v random(1, 1000000000)
-BEGIN;
-UPDATE plain SET generation = generation + 1,
-    reported_state = reported_state
-        || jsonb_build_object('temp', jsonb_build_object('value', :v::int, 'lastUpdate', now()))
-        || jsonb_build_object('hum', jsonb_build_object('value', :v::int % 100, 'lastUpdate', now()))
- WHERE name = 'd' || :id::text;
+WITH u AS (
+    UPDATE plain SET generation = generation + 1,
+        reported_state = reported_state
+            || jsonb_build_object('temp', jsonb_build_object('value', :v::int, 'lastUpdate', now()))
+            || jsonb_build_object('hum', jsonb_build_object('value', :v::int % 100, 'lastUpdate', now()))
+     WHERE name = 'd' || :id::text
+    RETURNING name, generation)
 SELECT pg_notify('thing_changes', json_build_object('op', 'updated', 'application', 'bench',
-    'thing', 'd' || :id::text, 'generation', 1, 'resourceVersion', gen_random_uuid())::text);
-COMMIT;
+    'thing', name, 'generation', generation, 'resourceVersion', gen_random_uuid())::text) FROM u;
 EOF
 
 tps() {

@@ -89,10 +89,16 @@ extern bool dg_store_exists(const char *application, const char *name);
 extern bool dg_store_load(const char *application, const char *name, bool lock, DgRow *row);
 extern bool dg_store_insert(DgRow *row);
 extern void dg_store_update(DgRow *row);
+
+/* Updates of locked rows, any number through one writer. */
+typedef struct DgWriter DgWriter;
+extern DgWriter *dg_writer_begin(void);
+extern void dg_writer_update(DgWriter *w, DgRow *row);
+extern void dg_writer_end(DgWriter *w);
 extern bool dg_store_delete(const char *application, const char *name);
 extern void dg_store_list(const char *application, DgSelector *selector,
 						  DgRowCallback callback, void *arg);
-extern void dg_store_new_uuid(char *buf);
+extern void dg_store_new_uuid(char *buf, bool strong);
 
 /* ---- pgjson.c: text and jsonb ---- */
 extern Datum dg_jsonb_from_text(const char *text);

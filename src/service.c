@@ -239,7 +239,7 @@ new_version(json_object *thing, int64 generation)
 	json_object *md = dg_thing_section(thing, "metadata");
 	char		uuid[DG_UUID_LEN];
 
-	dg_store_new_uuid(uuid);
+	dg_store_new_uuid(uuid, false);
 	dg_json_set(md, "generation", json_object_new_int64(generation));
 	dg_json_set(md, "resourceVersion", json_object_new_string(uuid));
 }
@@ -452,7 +452,7 @@ dg_work_create(DgWork *w, DgError *err)
 	w->thing = w->next;
 	w->next = NULL;
 	md = dg_thing_section(w->thing, "metadata");
-	dg_store_new_uuid(uuid);
+	dg_store_new_uuid(uuid, true);
 	dg_json_set(md, "uid", json_object_new_string(uuid));
 	dg_json_set(md, "creationTimestamp", dg_time_json(w->now));
 	new_version(w->thing, 1);

@@ -20,16 +20,21 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "common/pg_prng.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "nodes/makefuncs.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -53,7 +58,6 @@ const char *const dg_section_names[DG_NSECTIONS] = {
 
 static SPIPlanPtr plan_exists;
 static SPIPlanPtr plan_insert;
-static SPIPlanPtr plan_update;
 static SPIPlanPtr plan_delete;
 /* one plan per combination of selector parts, see dg_store_list */
 static SPIPlanPtr plan_list[16];
@@ -74,25 +78,84 @@ prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
 	return plan;
 }
 
-static Oid
-things_owner(void)
+/*
+ * What the store needs to know about doppelganger.things, looked up once
+ * and forgotten on any relcache invalidation of the table (DROP, ALTER
+ * OWNER, DROP EXTENSION), so the hot path does no catalog lookups by name.
+ */
+enum
 {
-	Oid			nsp = get_namespace_oid("doppelganger", false);
-	Oid			relid = get_relname_relid("things", nsp);
-	HeapTuple	tup;
-	Oid			owner;
+	ATT_APPLICATION, ATT_NAME, ATT_UID, ATT_CREATION, ATT_DELETION, ATT_GENERATION,
+	ATT_RESOURCE_VERSION, ATT_SECTIONS, ATT_WAKER = ATT_SECTIONS + DG_NSECTIONS, NATTS
+};
 
-	if (!OidIsValid(relid))
+static struct
+{
+	bool		valid;
+	Oid			relid;
+	Oid			pkey;
+	Oid			owner;
+	AttrNumber	att[NATTS];
+}			things;
+
+static void
+things_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == things.relid)
+		things.valid = false;
+}
+
+static AttrNumber
+attnum(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "column doppelganger.things.%s is missing", name);
+	return InvalidAttrNumber;
+}
+
+static void
+things_lookup(void)
+{
+	static bool registered = false;
+	static const char *const names[ATT_SECTIONS] = {
+		"application", "name", "uid", "creation_timestamp", "deletion_timestamp",
+		"generation", "resource_version"
+	};
+	Oid			nsp;
+	Relation	rel;
+
+	if (things.valid)
+		return;
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(things_invalidate, (Datum) 0);
+		registered = true;
+	}
+	nsp = get_namespace_oid("doppelganger", true);
+	things.relid = OidIsValid(nsp) ? get_relname_relid("things", nsp) : InvalidOid;
+	if (!OidIsValid(things.relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table doppelganger.things does not exist"),
 				 errhint("Run CREATE EXTENSION doppelganger.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
+	rel = table_open(things.relid, AccessShareLock);
+	things.owner = rel->rd_rel->relowner;
+	things.pkey = RelationGetPrimaryKeyIndex(rel);
+	for (int i = 0; i < ATT_SECTIONS; i++)
+		things.att[i] = attnum(rel, names[i]);
+	for (int i = 0; i < DG_NSECTIONS; i++)
+		things.att[ATT_SECTIONS + i] = attnum(rel, dg_section_names[i]);
+	things.att[ATT_WAKER] = attnum(rel, "waker");
+	table_close(rel, AccessShareLock);
+	things.valid = true;
 }
 
 /*
@@ -106,7 +169,8 @@ dg_store_begin(DgStoreSave *save)
 	GetUserIdAndSecContext(&save->user, &save->sec_context);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	SetUserIdAndSecContext(things_owner(),
+	things_lookup();
+	SetUserIdAndSecContext(things.owner,
 						   save->sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
@@ -118,21 +182,60 @@ dg_store_end(DgStoreSave *save)
 		elog(ERROR, "SPI_finish failed");
 }
 
-void
-dg_store_new_uuid(char *buf)
+static void
+format_uuid(const unsigned char *b, char *buf)
 {
+	static const char hex[] = "0123456789abcdef";
+	char	   *p = buf;
+
+	for (int i = 0; i < 16; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 15];
+	}
+	*p = '\0';
+}
+
+/*
+ * A version 4 UUID.  uids come from the strong random source; resource
+ * versions, made on every write, from a per-process generator seeded from
+ * it: they must be unique, not secret.
+ */
+void
+dg_store_new_uuid(char *buf, bool strong)
+{
+	static pg_prng_state prng;
+	static bool seeded = false;
 	unsigned char b[16];
 
-	if (!pg_strong_random(b, sizeof(b)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random UUID")));
+	if (strong || !seeded)
+	{
+		if (!pg_strong_random(b, sizeof(b)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random UUID")));
+		if (!seeded)
+		{
+			uint64		seed;
+
+			memcpy(&seed, b, sizeof(seed));
+			pg_prng_seed(&prng, seed ^ (uint64) MyProcPid);
+			seeded = true;
+		}
+	}
+	if (!strong)
+	{
+		uint64		r1 = pg_prng_uint64(&prng);
+		uint64		r2 = pg_prng_uint64(&prng);
+
+		memcpy(b, &r1, 8);
+		memcpy(b + 8, &r2, 8);
+	}
 	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
 	b[8] = (b[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-	snprintf(buf, DG_UUID_LEN,
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-			 b[10], b[11], b[12], b[13], b[14], b[15]);
+	format_uuid(b, buf);
 }
 
 static Datum
@@ -177,55 +280,36 @@ read_row(HeapTuple tuple, TupleDesc desc, DgRow *row, MemoryContext target)
 static void
 uuid_text(Datum d, char *buf)
 {
-	const unsigned char *b = DatumGetUUIDP(d)->data;
-
-	snprintf(buf, DG_UUID_LEN,
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-			 b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/* Attribute numbers of the things table, found by name. */
-static AttrNumber
-attnum(Relation rel, const char *name)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	elog(ERROR, "column doppelganger.things.%s is missing", name);
-	return InvalidAttrNumber;
+	format_uuid(DatumGetUUIDP(d)->data, buf);
 }
 
 /* Copy a heap row of things into *row, in the memory current at the call. */
 static void
-read_slot(Relation rel, TupleTableSlot *slot, DgRow *row)
+read_slot(TupleTableSlot *slot, DgRow *row)
 {
 	bool		isnull;
 	Datum		d;
 
 	slot_getallattrs(slot);
-	row->application = TextDatumGetCString(slot_getattr(slot, attnum(rel, "application"), &isnull));
-	row->name = TextDatumGetCString(slot_getattr(slot, attnum(rel, "name"), &isnull));
-	uuid_text(slot_getattr(slot, attnum(rel, "uid"), &isnull), row->uid);
-	row->creation = DatumGetTimestampTz(slot_getattr(slot, attnum(rel, "creation_timestamp"), &isnull));
-	d = slot_getattr(slot, attnum(rel, "deletion_timestamp"), &isnull);
+	row->application = TextDatumGetCString(slot->tts_values[things.att[ATT_APPLICATION] - 1]);
+	row->name = TextDatumGetCString(slot->tts_values[things.att[ATT_NAME] - 1]);
+	uuid_text(slot->tts_values[things.att[ATT_UID] - 1], row->uid);
+	row->creation = DatumGetTimestampTz(slot->tts_values[things.att[ATT_CREATION] - 1]);
+	isnull = slot->tts_isnull[things.att[ATT_DELETION] - 1];
 	row->has_deletion = !isnull;
-	row->deletion = isnull ? 0 : DatumGetTimestampTz(d);
-	row->generation = DatumGetInt64(slot_getattr(slot, attnum(rel, "generation"), &isnull));
-	uuid_text(slot_getattr(slot, attnum(rel, "resource_version"), &isnull), row->resource_version);
+	row->deletion = isnull ? 0 : DatumGetTimestampTz(slot->tts_values[things.att[ATT_DELETION] - 1]);
+	row->generation = DatumGetInt64(slot->tts_values[things.att[ATT_GENERATION] - 1]);
+	uuid_text(slot->tts_values[things.att[ATT_RESOURCE_VERSION] - 1], row->resource_version);
 	for (int i = 0; i < DG_NSECTIONS; i++)
 	{
-		d = slot_getattr(slot, attnum(rel, dg_section_names[i]), &isnull);
-		row->section_null[i] = isnull;
-		row->sections[i] = isnull ? (Datum) 0 : PointerGetDatum(DatumGetJsonbPCopy(d));
+		AttrNumber	a = things.att[ATT_SECTIONS + i];
+
+		row->section_null[i] = slot->tts_isnull[a - 1];
+		row->sections[i] = row->section_null[i] ? (Datum) 0 :
+			PointerGetDatum(DatumGetJsonbPCopy(slot->tts_values[a - 1]));
 	}
-	d = slot_getattr(slot, attnum(rel, "waker"), &isnull);
+	d = slot->tts_values[things.att[ATT_WAKER] - 1];
+	isnull = slot->tts_isnull[things.att[ATT_WAKER] - 1];
 	row->has_waker = !isnull;
 	row->waker = isnull ? 0 : DatumGetTimestampTz(d);
 	ItemPointerCopy(&slot->tts_tid, &row->ctid);
@@ -246,7 +330,6 @@ read_slot(Relation rel, TupleTableSlot *slot, DgRow *row)
 bool
 dg_store_load(const char *application, const char *name, bool lock, DgRow *row)
 {
-	Oid			relid = get_relname_relid("things", get_namespace_oid("doppelganger", false));
 	Relation	rel;
 	Relation	idx;
 	IndexScanDesc scan;
@@ -255,8 +338,9 @@ dg_store_load(const char *application, const char *name, bool lock, DgRow *row)
 	Snapshot	snapshot;
 	bool		found;
 
-	rel = table_open(relid, lock ? RowShareLock : AccessShareLock);
-	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	things_lookup();
+	rel = table_open(things.relid, lock ? RowShareLock : AccessShareLock);
+	idx = index_open(things.pkey, AccessShareLock);
 	/* see the writes of earlier commands of this transaction */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
@@ -301,7 +385,7 @@ dg_store_load(const char *application, const char *name, bool lock, DgRow *row)
 		}
 	}
 	if (found)
-		read_slot(rel, slot, row);
+		read_slot(slot, row);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
 	index_close(idx, NoLock);
@@ -349,10 +433,10 @@ row_params(DgRow *row, Datum *values, char *nulls)
 	nulls[15] = row->has_waker ? ' ' : 'n';
 }
 
-static Oid	row_types[NCOLUMNS + 1] = {
+static Oid	row_types[NCOLUMNS] = {
 	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
 	JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
-	TIMESTAMPTZOID, TIDOID
+	TIMESTAMPTZOID
 };
 
 /* Insert a new thing; false if one with its name exists already. */
@@ -382,34 +466,132 @@ dg_store_insert(DgRow *row)
 }
 
 /*
- * Write a thing whose row the caller has locked; the lock keeps its ctid
- * valid, and a TID scan is the cheapest way back to it.
+ * The writer: updates of locked rows without a plan.  It goes the way
+ * logical replication applies an update (ExecSimpleRelationUpdate): row
+ * triggers fire, NOT NULL is checked, indexes get new entries only when
+ * the update cannot stay on its page.  One writer serves any number of
+ * updates, so a batch pays the executor's setup once.
  */
+struct DgWriter
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+	Relation	rel;
+	EPQState	epq;
+	TupleTableSlot *oldslot;
+	TupleTableSlot *newslot;
+};
+
+DgWriter *
+dg_writer_begin(void)
+{
+	DgWriter   *w = palloc0(sizeof(DgWriter));
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	things_lookup();
+	w->rel = table_open(things.relid, RowExclusiveLock);
+	w->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = things.relid;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	w->estate->es_opened_result_relations = list_make1(w->rri);
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	w->estate->es_snapshot = GetTransactionSnapshot();
+	ExecOpenIndices(w->rri, false);
+	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
+	w->oldslot = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel),
+										table_slot_callbacks(w->rel));
+	w->newslot = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel),
+										&TTSOpsVirtual);
+	AfterTriggerBeginQuery();
+	return w;
+}
+
+void
+dg_writer_end(DgWriter *w)
+{
+	AfterTriggerEndQuery(w->estate);
+	EvalPlanQualEnd(&w->epq);
+	ExecCloseResultRelations(w->estate);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+	pfree(w);
+	/* later reads of this transaction see the new versions */
+	CommandCounterIncrement();
+}
+
+static Datum
+uuid_datum(const char *text)
+{
+	pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+	int			n = 0;
+
+	for (const char *p = text; *p && n < 32; p++)
+	{
+		int			v;
+
+		if (*p == '-')
+			continue;
+		v = (*p >= '0' && *p <= '9') ? *p - '0' : (*p | 0x20) - 'a' + 10;
+		if (v < 0 || v > 15)
+			elog(ERROR, "malformed UUID \"%s\"", text);
+		if (n % 2 == 0)
+			u->data[n / 2] = v << 4;
+		else
+			u->data[n / 2] |= v;
+		n++;
+	}
+	if (n != 32)
+		elog(ERROR, "malformed UUID \"%s\"", text);
+	return UUIDPGetDatum(u);
+}
+
+/*
+ * Write a thing whose row the caller has locked (row->ctid is its
+ * version); row->ctid becomes the new version's.  Identity, uid and
+ * creation time never change, so they are taken from the stored row.
+ */
+void
+dg_writer_update(DgWriter *w, DgRow *row)
+{
+	TupleTableSlot *old = w->oldslot;
+	TupleTableSlot *new = w->newslot;
+	int			natts = RelationGetDescr(w->rel)->natts;
+
+	if (!table_tuple_fetch_row_version(w->rel, &row->ctid, SnapshotAny, old))
+		elog(ERROR, "thing \"%s/%s\" vanished while its row was locked",
+			 row->application, row->name);
+	slot_getallattrs(old);
+	ExecClearTuple(new);
+	memcpy(new->tts_values, old->tts_values, sizeof(Datum) * natts);
+	memcpy(new->tts_isnull, old->tts_isnull, sizeof(bool) * natts);
+#define SET(a, value, null) \
+	(new->tts_values[things.att[a] - 1] = (value), new->tts_isnull[things.att[a] - 1] = (null))
+	SET(ATT_DELETION, TimestampTzGetDatum(row->deletion), !row->has_deletion);
+	SET(ATT_GENERATION, Int64GetDatum(row->generation), false);
+	SET(ATT_RESOURCE_VERSION, uuid_datum(row->resource_version), false);
+	for (int i = 0; i < DG_NSECTIONS; i++)
+		SET(ATT_SECTIONS + i, row->sections[i], row->section_null[i]);
+	SET(ATT_WAKER, TimestampTzGetDatum(row->waker), !row->has_waker);
+#undef SET
+	ExecStoreVirtualTuple(new);
+	ExecSimpleRelationUpdate(w->rri, w->estate, &w->epq, old, new);
+	ItemPointerCopy(&new->tts_tid, &row->ctid);
+}
+
+/* One update with a writer of its own. */
 void
 dg_store_update(DgRow *row)
 {
-	Datum		values[NCOLUMNS + 1];
-	char		nulls[NCOLUMNS + 1];
-	int			rc;
+	DgWriter   *w = dg_writer_begin();
 
-	memset(nulls, ' ', sizeof(nulls));
-	row_params(row, values, nulls);
-	values[NCOLUMNS] = PointerGetDatum(&row->ctid);
-	rc = SPI_execute_plan(prepare(&plan_update,
-								  "UPDATE doppelganger.things SET uid = $3::uuid,"
-								  " creation_timestamp = $4, deletion_timestamp = $5,"
-								  " generation = $6, resource_version = $7::uuid, labels = $8,"
-								  " annotations = $9, reported_state = $10, desired_state = $11,"
-								  " synthetic_state = $12, reconciliation = $13, schema = $14,"
-								  " internal = $15, waker = $16"
-								  " WHERE ctid = $17 AND application = $1 AND name = $2",
-								  NCOLUMNS + 1, row_types),
-						  values, nulls, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "updating a thing failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		elog(ERROR, "thing \"%s/%s\" vanished while its row was locked",
-			 row->application, row->name);
+	dg_writer_update(w, row);
+	dg_writer_end(w);
 }
 
 bool
