@@ -7,7 +7,8 @@ MODULE_big = doppelganger
 PURE_SRCS = src/json.c src/time.c src/patch.c src/thing.c src/ops.c \
 	src/machine.c src/desired.c src/schema.c src/ecmaregex.c
 EDGE_SRCS = src/doppelganger.c src/api.c src/service.c src/store.c \
-	src/pgjson.c src/selector.c src/convert.c
+	src/pgjson.c src/selector.c src/convert.c src/stats.c src/kafka.c \
+	src/event.c src/deadletter.c src/processor.c src/launcher.c
 OBJS = $(PURE_SRCS:.c=.o) $(EDGE_SRCS:.c=.o)
 
 DATA = doppelganger--0.1.sql
@@ -16,7 +17,7 @@ PGFILEDESC = "doppelganger - digital twins for IoT"
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && \
 	echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 
-PKGS = json-c
+PKGS = json-c rdkafka
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags $(PKGS))
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare

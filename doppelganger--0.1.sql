@@ -171,9 +171,80 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION doppelganger.dt_process_event(text, text, jsonb) IS
     'Apply an event message (reportState, merge, patch, setDesiredValue, wakeup, registerChild, unregisterChild) as the Kafka processor does';
 
+/* ---- Kafka ingest ---- */
+
+/*
+ * The next offset to consume of each partition, written in the same
+ * transaction as the state its events produced: exactly-once effect.
+ */
+CREATE TABLE doppelganger.offsets (
+    consumer_group  text NOT NULL,
+    topic           text NOT NULL,
+    partition       integer NOT NULL,
+    next_offset     bigint NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, topic, partition)
+);
+COMMENT ON TABLE doppelganger.offsets IS
+    'Consumed Kafka offsets, stored with the state they produced';
+SELECT pg_catalog.pg_extension_config_dump('doppelganger.offsets', '');
+
+/* Events that could not be applied, with everything needed to try again. */
+CREATE TABLE doppelganger.dead_letters (
+    id              bigserial PRIMARY KEY,
+    topic           text,
+    partition       integer,
+    "offset"        bigint,
+    key             bytea,
+    payload         bytea,
+    headers         jsonb,
+    application     text,
+    thing           text,
+    sqlstate        text NOT NULL,
+    message         text NOT NULL,
+    detail          text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    attempts        integer NOT NULL DEFAULT 1,
+    replayed_at     timestamptz
+);
+CREATE INDEX dead_letters_pending ON doppelganger.dead_letters (id) WHERE replayed_at IS NULL;
+COMMENT ON TABLE doppelganger.dead_letters IS
+    'Events that could not be applied; dt_replay_dead_letters tries them again';
+SELECT pg_catalog.pg_extension_config_dump('doppelganger.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('doppelganger.dead_letters_id_seq', '');
+
+CREATE FUNCTION doppelganger.dt_replay_dead_letters(ids bigint[] DEFAULT NULL)
+RETURNS TABLE (id bigint, replayed boolean, sqlstate text, message text)
+AS 'MODULE_PATHNAME', 'dg_replay_dead_letters'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_replay_dead_letters(bigint[]) IS
+    'Apply pending dead letters (all, or the given ids) again; one row per letter tried';
+
+CREATE FUNCTION doppelganger.dt_worker_stats(
+    OUT worker integer, OUT kind text, OUT pid integer, OUT state text,
+    OUT events bigint, OUT batches bigint, OUT dead_letters bigint, OUT conflicts bigint,
+    OUT lag bigint, OUT last_batch timestamptz, OUT last_error text, OUT last_error_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dg_worker_stats'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION doppelganger.dt_partition_stats(
+    OUT worker integer, OUT topic text, OUT partition integer,
+    OUT "position" bigint, OUT high_watermark bigint, OUT lag bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dg_partition_stats'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW doppelganger.dt_stats AS SELECT * FROM doppelganger.dt_worker_stats();
+COMMENT ON VIEW doppelganger.dt_stats IS
+    'One row per background worker: events, batches, dead letters, conflicts, lag, last error';
+CREATE VIEW doppelganger.dt_partitions AS SELECT * FROM doppelganger.dt_partition_stats();
+COMMENT ON VIEW doppelganger.dt_partitions IS
+    'One row per consumed partition: position, high watermark, lag';
+
 /*
  * Nobody but the owner may touch the table or call the API until granted;
  * the functions store as the table's owner, so callers need EXECUTE only.
  */
-REVOKE ALL ON doppelganger.things FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA doppelganger FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA doppelganger FROM PUBLIC;

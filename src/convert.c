@@ -21,10 +21,12 @@
 
 #include <math.h>
 
+#include "common/jsonapi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "miscadmin.h"
 
 #include "service.h"
 
@@ -258,4 +260,151 @@ dg_jsonb_from_jsonc(json_object *obj)
 		res = pushJsonbValue(&state, WJB_END_ARRAY, NULL);
 	}
 	return JsonbValueToJsonb(res);
+}
+
+/* ---- JSON text from outside (Kafka payloads) to json-c ---- */
+
+typedef struct ParseState
+{
+	json_object *root;
+	json_object **stack;
+	char	  **keys;
+	int			depth;
+	int			size;
+} ParseState;
+
+static void
+parse_add(ParseState *ps, json_object *value, bool container)
+{
+	if (ps->depth == 0)
+		ps->root = value;
+	else if (json_object_get_type(ps->stack[ps->depth - 1]) == json_type_object)
+	{
+		json_object_object_add(ps->stack[ps->depth - 1], ps->keys[ps->depth - 1], value);
+		pfree(ps->keys[ps->depth - 1]);
+		ps->keys[ps->depth - 1] = NULL;
+	}
+	else
+		json_object_array_add(ps->stack[ps->depth - 1], value);
+	if (container)
+	{
+		if (ps->depth == ps->size)
+		{
+			ps->size *= 2;
+			ps->stack = repalloc(ps->stack, sizeof(json_object *) * ps->size);
+			ps->keys = repalloc(ps->keys, sizeof(char *) * ps->size);
+		}
+		ps->keys[ps->depth] = NULL;
+		ps->stack[ps->depth++] = value;
+	}
+}
+
+static void
+parse_object_start(void *state)
+{
+	parse_add((ParseState *) state, json_object_new_object(), true);
+}
+
+static void
+parse_array_start(void *state)
+{
+	parse_add((ParseState *) state, json_object_new_array(), true);
+}
+
+static void
+parse_end(void *state)
+{
+	((ParseState *) state)->depth--;
+}
+
+static void
+parse_field(void *state, char *fname, bool isnull)
+{
+	ParseState *ps = (ParseState *) state;
+
+	ps->keys[ps->depth - 1] = fname;
+}
+
+static void
+parse_scalar(void *state, char *token, JsonTokenType type)
+{
+	ParseState *ps = (ParseState *) state;
+	json_object *value = NULL;
+
+	switch (type)
+	{
+		case JSON_TOKEN_STRING:
+			value = json_object_new_string(token);
+			break;
+		case JSON_TOKEN_NUMBER:
+			if (strpbrk(token, ".eE") == NULL && strlen(token) < 19)
+				value = json_object_new_int64(strtoll(token, NULL, 10));
+			else
+				value = json_object_new_double_s(strtod(token, NULL), token);
+			break;
+		case JSON_TOKEN_TRUE:
+		case JSON_TOKEN_FALSE:
+			value = json_object_new_boolean(type == JSON_TOKEN_TRUE);
+			break;
+		default:
+			value = NULL;
+			break;
+	}
+	parse_add(ps, value, false);
+}
+
+/*
+ * Parse JSON text with PostgreSQL's own lexer, building json-c directly:
+ * numbers keep every digit (json-c's tokener saturates big integers),
+ * strings are checked against the database encoding, and "\u0000",
+ * which jsonb cannot store, is refused.  Returns false with *error set
+ * instead of raising: a bad payload is data, not a failure.
+ */
+bool
+dg_jsonc_parse_text(const char *text, size_t len, json_object **out, char **error)
+{
+	ParseState	ps;
+	JsonSemAction sem;
+	JsonLexContext *lex;
+	JsonParseErrorType result;
+
+	*out = NULL;
+	*error = NULL;
+	if (!pg_verifymbstr(text, (int) len, true))
+	{
+		*error = psprintf("the payload is not valid %s", GetDatabaseEncodingName());
+		return false;
+	}
+	memset(&ps, 0, sizeof(ps));
+	ps.size = 16;
+	ps.stack = palloc(sizeof(json_object *) * ps.size);
+	ps.keys = palloc(sizeof(char *) * ps.size);
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &ps;
+	sem.object_start = parse_object_start;
+	sem.object_end = parse_end;
+	sem.array_start = parse_array_start;
+	sem.array_end = parse_end;
+	sem.object_field_start = parse_field;
+	sem.scalar = parse_scalar;
+	lex = makeJsonLexContextCstringLen((char *) text, (int) len, GetDatabaseEncoding(), true);
+	PG_TRY();
+	{
+		result = pg_parse_json(lex, &sem);
+	}
+	PG_CATCH();
+	{
+		/* only a too deep nesting raises (stack depth): release, re-raise */
+		json_object_put(ps.root);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (result != JSON_SUCCESS)
+	{
+		json_object_put(ps.root);
+		*error = psprintf("invalid JSON: %s", json_errdetail(result, lex));
+		return false;
+	}
+	*out = ps.root;
+	return true;
 }

@@ -21,12 +21,81 @@
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "storage/itemptr.h"
+#include "storage/spin.h"
 #include "utils/jsonb.h"
 
 #include "opkind.h"
 
 /* ---- settings (doppelganger.c) ---- */
 extern char *dg_database;
+extern char *dg_kafka_brokers;
+extern char *dg_kafka_properties;
+extern char *dg_events_topic;
+extern char *dg_topic_formats;
+extern char *dg_consumer_group;
+extern int	dg_processor_workers;
+extern int	dg_batch_size;
+extern int	dg_batch_timeout;
+extern int	dg_max_event_size;
+
+/* ---- stats.c: shared memory, one slot per worker ---- */
+
+#define DG_MAX_PROCESSORS 32
+#define DG_SLOT_WAKER DG_MAX_PROCESSORS
+#define DG_SLOT_RELAY (DG_MAX_PROCESSORS + 1)
+#define DG_MAX_SLOTS (DG_MAX_PROCESSORS + 2)
+#define DG_MAX_PARTITIONS 32
+
+typedef enum DgWorkerKind
+{
+	DG_WORKER_NONE = 0,
+	DG_WORKER_PROCESSOR,
+	DG_WORKER_WAKER,
+	DG_WORKER_RELAY
+} DgWorkerKind;
+
+typedef struct DgPartitionStat
+{
+	char		topic[NAMEDATALEN];
+	int32		partition;
+	int64		position;		/* next offset to consume, -1 if unknown */
+	int64		high_watermark; /* -1 if unknown */
+} DgPartitionStat;
+
+typedef struct DgWorkerStat
+{
+	slock_t		mutex;
+	DgWorkerKind kind;
+	pid_t		pid;
+	char		state[64];
+	uint64		events;
+	uint64		batches;
+	uint64		dead_letters;
+	uint64		conflicts;
+	TimestampTz started;
+	TimestampTz last_batch;
+	char		last_error[256];
+	TimestampTz last_error_at;
+	int			npartitions;
+	DgPartitionStat partitions[DG_MAX_PARTITIONS];
+} DgWorkerStat;
+
+typedef struct DgShared
+{
+	pid_t		launcher_pid;
+	DgWorkerStat workers[DG_MAX_SLOTS];
+} DgShared;
+
+extern Size dg_shared_size(void);
+extern void dg_shared_register(void);
+extern DgShared *dg_shared(void);
+extern DgWorkerStat *dg_worker_slot(int slot);
+extern DgWorkerStat *dg_worker_attach(int slot, DgWorkerKind kind);
+extern void dg_worker_detach(DgWorkerStat *w);
+extern void dg_worker_state(DgWorkerStat *w, const char *state);
+extern void dg_worker_error(DgWorkerStat *w, const char *message);
+extern void dg_worker_count(DgWorkerStat *w, uint64 events, uint64 dead_letters, uint64 conflicts);
+extern void dg_worker_partitions(DgWorkerStat *w, DgPartitionStat *parts, int n);
 
 /* ---- store.c ---- */
 

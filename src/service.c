@@ -380,7 +380,16 @@ dg_work_persist(DgWork *w)
 	new_version(w->thing, generation_of(w->stored) + 1);
 	dg_thing_to_row(w->thing, &row, w->stored, w->row);
 	row.ctid = w->row->ctid;
-	dg_store_update(&row);
+	if (w->writer)
+		dg_writer_update(w->writer, &row);
+	else
+		dg_store_update(&row);
+	/* a later write of the same work starts from this version */
+	w->row->ctid = row.ctid;
+	memcpy(w->row->sections, row.sections, sizeof(row.sections));
+	memcpy(w->row->section_null, row.section_null, sizeof(row.section_null));
+	json_object_put(w->stored);
+	w->stored = json_object_get(w->thing);
 	dg_notify_change("updated", w->stored, w->thing);
 	return true;
 }

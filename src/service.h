@@ -30,6 +30,7 @@ typedef struct DgWork
 	json_object *next;			/* an operation's result in the making */
 	json_object *temp;			/* an input being read */
 	bool		deleted;		/* the row was deleted */
+	DgWriter   *writer;			/* shared by a batch; NULL: one of its own */
 	DgMachine	machine;
 } DgWork;
 
@@ -51,6 +52,46 @@ extern void dg_thing_to_row(json_object *thing, DgRow *row, json_object *prev, D
 /* convert.c */
 extern json_object *dg_jsonc_from_jsonb(Jsonb *jb);
 extern Jsonb *dg_jsonb_from_jsonc(json_object *obj);
+extern bool dg_jsonc_parse_text(const char *text, size_t len, json_object **out, char **error);
 extern void dg_notify_change(const char *op, json_object *before, json_object *after);
+
+/* ---- event.c: Kafka records to operations ---- */
+
+typedef enum DgPayloadFormat
+{
+	DG_FORMAT_MESSAGE,
+	DG_FORMAT_SIMPLE_JSON,
+	DG_FORMAT_SIMPLE_STATE
+} DgPayloadFormat;
+
+typedef struct DgTopicFormat
+{
+	char	   *topic;
+	DgPayloadFormat format;
+	bool		partial;
+	bool		timestamp;
+} DgTopicFormat;
+
+typedef struct DgEvent
+{
+	char	   *application;
+	char	   *name;
+	json_object *message;		/* owned */
+	DgOp		op;				/* borrows from message */
+} DgEvent;
+
+struct DgKafkaRecord;
+
+extern bool dg_topic_formats_parse(const char *setting, List **formats, char **error);
+extern bool dg_event_decode(const struct DgKafkaRecord *rec, List *formats, DgEvent *ev,
+							DgError *err);
+extern void dg_event_free(DgEvent *ev);
+
+/* ---- deadletter.c ---- */
+extern void dg_dead_letter_insert(const struct DgKafkaRecord *rec, const char *application,
+								  const char *name, const char *sqlstate, const char *message,
+								  const char *detail);
+extern const char *dg_error_sqlstate(DgError *err);
+extern bool dg_apply_record(DgEvent *ev, DgError *err);
 
 #endif							/* DG_SERVICE_H */
