@@ -47,6 +47,17 @@ EXTRA_CLEAN = test/unit/bin
 unit-build: $(UNIT_TESTS)
 
 # ---- programs: the test broker and the fleet simulator (tools/) ----
-tools:
+TOOLS = tools/bin/dg-broker tools/bin/dg-fleet
+TOOLS_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror
+
+tools: $(TOOLS)
+
+tools/bin/dg-broker: tools/broker.c
+	@mkdir -p tools/bin
+	gcc $(TOOLS_CFLAGS) $(shell pkg-config --cflags rdkafka) -o $@ $< $(shell pkg-config --libs rdkafka)
+
+tools/bin/dg-fleet: tools/fleet.c
+	@mkdir -p tools/bin
+	gcc $(TOOLS_CFLAGS) $(shell pkg-config --cflags rdkafka) -o $@ $< $(shell pkg-config --libs rdkafka) -lm
 
 .PHONY: unit-build tools

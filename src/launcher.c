@@ -122,6 +122,8 @@ dg_launcher_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+	/* no database: the connection only makes the launcher visible in pg_stat_activity */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	dg_shared()->launcher_pid = MyProcPid;
 	before_shmem_exit(launcher_exit, (Datum) 0);
 	ereport(LOG, (errmsg("doppelganger launcher started")));

@@ -548,6 +548,39 @@ nap(int ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/*
+ * Decode a record.  Bad data fails without raising; the one thing that can
+ * raise is PostgreSQL's stack depth check on absurdly deep JSON, which
+ * must not take the worker down with it either.
+ */
+static bool
+decode(DgKafkaRecord *rec, DgEvent *ev, DgError *err)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = false;
+
+	dg_error_clear(err);
+	PG_TRY();
+	{
+		ok = dg_event_decode(rec, formats, ev, err);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		dg_fail(err, DG_ERR_INVALID, "%s", edata->message);
+		strlcpy(err->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(err->sqlstate));
+		FreeErrorData(edata);
+		memset(ev, 0, sizeof(*ev));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 static void
 process_batch(DgKafkaRecord *records, int n)
 {
@@ -565,8 +598,7 @@ process_batch(DgKafkaRecord *records, int n)
 
 		items[i].rec = &records[i];
 		items[i].index = i;
-		dg_error_clear(&items[i].err);
-		items[i].decoded = dg_event_decode(&records[i], formats, &items[i].ev, &items[i].err);
+		items[i].decoded = decode(&records[i], &items[i].ev, &items[i].err);
 		if (p)
 		{
 			if (!p->in_batch || records[i].offset + 1 > p->next)
@@ -630,6 +662,27 @@ process_batch(DgKafkaRecord *records, int n)
 	for (int i = 0; i < total; i++)
 		if (items[i].decoded)
 			dg_event_free(&items[i].ev);
+}
+
+/*
+ * Publish the partitions with their lag.  Before its first record a
+ * partition has no position in librdkafka; it is then where the stored
+ * offset put it (the beginning when there is none).
+ */
+static void
+report_partitions(void)
+{
+	DgPartitionStat parts[DG_MAX_PARTITIONS];
+	int			n = dg_consumer_stats(consumer, parts, DG_MAX_PARTITIONS);
+
+	for (int i = 0; i < n; i++)
+	{
+		Partition  *p = find_partition(parts[i].topic, parts[i].partition);
+
+		if (parts[i].position < 0 && p)
+			parts[i].position = Max(p->expected, 0);
+	}
+	dg_worker_partitions(stat, parts, n);
 }
 
 static void
@@ -711,7 +764,6 @@ dg_processor_main(Datum arg)
 
 	while (!ShutdownRequestPending)
 	{
-		DgPartitionStat parts[DG_MAX_PARTITIONS];
 		int			n;
 		char		why[256];
 
@@ -744,7 +796,7 @@ dg_processor_main(Datum arg)
 			process_batch(records, n);
 			MemoryContextSwitchTo(old);
 		}
-		dg_worker_partitions(stat, parts, dg_consumer_stats(consumer, parts, DG_MAX_PARTITIONS));
+		report_partitions();
 	}
 	/* SIGTERM: the batch in hand is done; leave the group and stop */
 	dg_worker_state(stat, "stopping");

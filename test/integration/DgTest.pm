@@ -10,8 +10,9 @@ use IO::Socket::INET;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
+use IPC::Open2;
 
-our @EXPORT = qw(free_port json_decode json_encode patch_apply poll_until);
+our @EXPORT = qw(free_port json_decode json_encode patch_apply poll_until produce);
 
 my $PGBIN = '/usr/lib/postgresql/15/bin';
 my $JSON = JSON::PP->new->canonical->allow_nonref;
@@ -145,7 +146,8 @@ sub dbh
 {
 	my ($self, $db) = @_;
 	return DBI->connect("dbi:Pg:dbname=" . ($db // 'dg') . ";host=$self->{dir};port=$self->{port}",
-		'postgres', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0, pg_enable_utf8 => 1 });
+		'postgres', '', { AutoCommit => 1, RaiseError => 1, PrintError => 0, pg_enable_utf8 => 1,
+		  pg_placeholder_dollaronly => 1 });
 }
 
 # Run SQL (one statement) in a fresh session; returns the first column of the first row.
@@ -168,6 +170,81 @@ sub log_contents
 	open my $fh, '<', "$self->{dir}/server.log" or return '';
 	local $/;
 	return <$fh>;
+}
+
+# ---- the test broker (tools/bin/dg-broker) ----
+
+package DgTest::Broker;
+
+# DgTest::Broker->start('events:4', ...): a mock Kafka cluster on loopback.
+sub start
+{
+	my ($class, @topics) = @_;
+	my $bin = "$ENV{DG_ROOT}/tools/bin/dg-broker";
+	my ($out, $in);
+	my $pid = IPC::Open2::open2($out, $in, $bin, map { ('-t', $_) } @topics);
+	my $addr = <$out>;
+	die "dg-broker did not start" unless defined $addr;
+	chomp $addr;
+	return bless { pid => $pid, out => $out, in => $in, bootstrap => $addr }, $class;
+}
+
+sub bootstrap { return $_[0]{bootstrap}; }
+
+# Send a command (down, up, topic NAME N) and return the answer line.
+sub command
+{
+	my ($self, $cmd) = @_;
+	my $fh = $self->{in};
+	print $fh "$cmd\n";
+	$fh->flush;
+	my $out = $self->{out};
+	my $answer = <$out>;
+	chomp $answer if defined $answer;
+	return $answer;
+}
+
+sub stop
+{
+	my ($self) = @_;
+	return unless $self->{pid};
+	kill 'TERM', $self->{pid};
+	waitpid($self->{pid}, 0);
+	$self->{pid} = undef;
+}
+
+sub DESTROY { $_[0]->stop; }
+
+package DgTest;
+
+# produce($broker, $topic, [[key, value], ...], headers => {name => value}):
+# records through kcat, a real Kafka client, in order (one partition per key).
+sub produce
+{
+	my ($broker, $topic, $records, %opt) = @_;
+	my @cmd = ('kcat', '-P', '-b', $broker->bootstrap, '-t', $topic, '-K', "\x01", '-D', "\x02", '-z', 'none');
+	for my $h (sort keys %{ $opt{headers} // {} })
+	{
+		push @cmd, '-H', "$h=$opt{headers}{$h}";
+	}
+	open my $fh, '|-', @cmd or die "kcat: $!";
+	binmode $fh;
+	for my $r (@$records)
+	{
+		print $fh (defined $r->[0] ? $r->[0] : ''), "\x01", $r->[1], "\x02";
+	}
+	close $fh or die "kcat failed: $?";
+}
+
+# Wait until the stored offsets of the group account for $count records.
+sub wait_consumed
+{
+	my ($self, $count, $timeout, $group) = @_;
+	$group //= 'doppelganger';
+	return DgTest::poll_until(sub {
+		my $n = $self->psql('dg', "SELECT coalesce(sum(next_offset), 0) FROM doppelganger.offsets WHERE consumer_group = '$group'");
+		return $n >= $count ? $n : 0;
+	}, $timeout // 60);
 }
 
 1;
