@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -108,6 +110,27 @@ keep(int slot, bool wanted, const char *function, const char *type)
 		start_worker(slot, function, type);
 }
 
+/*
+ * Whether doppelganger.database exists: a worker cannot connect to a
+ * database that does not, and would only fail and be started again.
+ */
+static bool
+database_exists(void)
+{
+	static bool logged = false;
+	Oid			dboid;
+
+	StartTransactionCommand();
+	dboid = get_database_oid(dg_database, true);
+	CommitTransactionCommand();
+	if (!OidIsValid(dboid) && !logged)
+		ereport(LOG,
+				(errmsg("doppelganger: waiting for database \"%s\" (doppelganger.database) to exist",
+						dg_database)));
+	logged = !OidIsValid(dboid);
+	return OidIsValid(dboid);
+}
+
 static void
 launcher_exit(int code, Datum arg)
 {
@@ -131,6 +154,7 @@ dg_launcher_main(Datum arg)
 	while (!ShutdownRequestPending)
 	{
 		bool		kafka = dg_kafka_brokers != NULL && dg_kafka_brokers[0] != '\0';
+		bool		ready;
 		int			rc;
 
 		if (ConfigReloadPending)
@@ -138,8 +162,10 @@ dg_launcher_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		ready = database_exists();
 		for (int i = 0; i < DG_MAX_PROCESSORS; i++)
-			keep(i, kafka && i < dg_processor_workers, "dg_processor_main", "doppelganger processor");
+			keep(i, ready && kafka && i < dg_processor_workers, "dg_processor_main",
+				 "doppelganger processor");
 
 		/* a worker's start or stop sets our latch (bgw_notify_pid) */
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

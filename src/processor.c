@@ -800,5 +800,6 @@ dg_processor_main(Datum arg)
 	}
 	/* SIGTERM: the batch in hand is done; leave the group and stop */
 	dg_worker_state(stat, "stopping");
+	ereport(LOG, (errmsg("%s stopping after its batch", name)));
 	proc_exit(0);
 }
