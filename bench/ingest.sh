@@ -45,6 +45,11 @@ start() {
 		"doppelganger.batch_size = $batch" "doppelganger.batch_timeout = 100" \
 		"doppelganger.kafka_properties = 'fetch.min.bytes=100000;fetch.wait.max.ms=20'"
 	psql_ -c "CREATE EXTENSION doppelganger"
+	# measure ingest, not the consumer group's first join
+	for _ in $(seq 600); do
+		[ "$(psql_ -c "SELECT count(*) FROM doppelganger.dt_partitions")" = 32 ] && break
+		sleep 0.1
+	done
 }
 
 stop() {

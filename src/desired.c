@@ -157,6 +157,8 @@ add_command(DgMachine *m, const char *device, const char *channel, json_object *
 	dg_json_set(cmd, "device", json_object_new_string(device));
 	dg_json_set(cmd, "channel", json_object_new_string(channel));
 	dg_json_set(cmd, "payload", payload);
+	if (m->commands == NULL)
+		m->commands = json_object_new_array();
 	json_object_array_add(m->commands, cmd);
 }
 

@@ -246,8 +246,8 @@ typedef struct DgMachine
 	DgRunHook	run_hook;		/* NULL: things with code cannot be processed */
 	void	   *hook_arg;
 	/* outputs, arrays owned by the machine (dg_machine_reset frees them) */
-	json_object *outbox;		/* [{thing, message}] for other things */
-	json_object *commands;		/* [{device, channel, payload}] */
+	json_object *outbox;		/* [{thing, message}] for other things; NULL: none */
+	json_object *commands;		/* [{device, channel, payload}]; NULL: none */
 } DgMachine;
 
 extern void dg_machine_init(DgMachine *m, dg_time now);

@@ -163,6 +163,7 @@ extern void dg_store_update(DgRow *row);
 typedef struct DgWriter DgWriter;
 extern DgWriter *dg_writer_begin(void);
 extern void dg_writer_update(DgWriter *w, DgRow *row);
+extern bool dg_writer_load(DgWriter *w, const char *application, const char *name, DgRow *row);
 extern void dg_writer_end(DgWriter *w);
 extern bool dg_store_delete(const char *application, const char *name);
 extern void dg_store_list(const char *application, DgSelector *selector,

@@ -205,6 +205,9 @@ dg_consumer_create(const char *client_id, const char *group, const char *topics,
 	set_conf(conf, "auto.offset.reset", "earliest");
 	set_conf(conf, "enable.partition.eof", "false");
 	set_conf(conf, "log.queue", "true");
+	/* a crashed worker's partitions move after 10 s, not librdkafka's 45 */
+	set_conf(conf, "session.timeout.ms", "10000");
+	set_conf(conf, "heartbeat.interval.ms", "1000");
 	set_properties(conf, dg_kafka_properties);
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);

@@ -17,8 +17,12 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
-#include "commands/dbcommands.h"
+#include "catalog/pg_database.h"
+#include "utils/snapmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -118,17 +122,31 @@ static bool
 database_exists(void)
 {
 	static bool logged = false;
-	Oid			dboid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
 
+	/*
+	 * A heap scan, as the autovacuum launcher does: without a database,
+	 * only nailed catalogs can be opened, and pg_database's indexes are not.
+	 */
 	StartTransactionCommand();
-	dboid = get_database_oid(dg_database, true);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), dg_database) == 0;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
 	CommitTransactionCommand();
-	if (!OidIsValid(dboid) && !logged)
+	if (!found && !logged)
 		ereport(LOG,
 				(errmsg("doppelganger: waiting for database \"%s\" (doppelganger.database) to exist",
 						dg_database)));
-	logged = !OidIsValid(dboid);
-	return OidIsValid(dboid);
+	logged = !found;
+	return found;
 }
 
 static void

@@ -50,8 +50,7 @@ dg_machine_init(DgMachine *m, dg_time now)
 {
 	memset(m, 0, sizeof(*m));
 	m->now = now;
-	m->outbox = json_object_new_array();
-	m->commands = json_object_new_array();
+	/* outbox and commands are made when first needed: most runs have none */
 }
 
 void
@@ -138,6 +137,8 @@ take_outbox(DgMachine *m, json_object *result, const char *kind, const char *nam
 		out = json_object_new_object();
 		dg_json_set(out, "thing", json_object_get(target));
 		dg_json_set(out, "message", dg_json_copy(message));
+		if (m->outbox == NULL)
+			m->outbox = json_object_new_array();
 		json_object_array_add(m->outbox, out);
 	}
 	return true;

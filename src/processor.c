@@ -65,7 +65,7 @@ typedef struct BatchItem
 	DgKafkaRecord *rec;
 	bool		decoded;
 	DgEvent		ev;
-	DgError		err;			/* why it could not be decoded */
+	DgError    *err;			/* why it could not be decoded */
 	int			index;			/* position in the batch, for a stable order */
 } BatchItem;
 
@@ -269,8 +269,8 @@ resync(void)
 static int
 compare_items(const void *a, const void *b)
 {
-	const BatchItem *x = a;
-	const BatchItem *y = b;
+	const BatchItem *x = *(BatchItem *const *) a;
+	const BatchItem *y = *(BatchItem *const *) b;
 	int			c;
 
 	/* undecodable records go first, in order; then thing by thing, in order */
@@ -296,19 +296,19 @@ dead_letter_item(BatchItem *item, const char *sqlstate, const char *message, con
 
 /* Apply the events items[0..n) of one thing, writing it once. */
 static void
-apply_thing(BatchItem *items, int n, DgWriter *writer)
+apply_thing(BatchItem **items, int n, DgWriter *writer)
 {
 	DgWork	   *w = dg_work_begin(dg_now());
 
 	w->writer = writer;
-	dg_work_load(w, items[0].ev.application, items[0].ev.name);
+	dg_work_load(w, items[0]->ev.application, items[0]->ev.name);
 	for (int i = 0; i < n; i++)
 	{
 		DgError		err;
 
 		dg_error_clear(&err);
-		if (!dg_work_event(w, items[i].ev.application, items[i].ev.name, &items[i].ev.op, &err))
-			dead_letter_item(&items[i], dg_error_sqlstate(&err), err.message, err.detail);
+		if (!dg_work_event(w, items[i]->ev.application, items[i]->ev.name, &items[i]->ev.op, &err))
+			dead_letter_item(items[i], dg_error_sqlstate(&err), err.message, err.detail);
 	}
 	dg_work_persist(w);
 	dg_work_end(w);
@@ -319,7 +319,7 @@ apply_thing(BatchItem *items, int n, DgWriter *writer)
  * whose events raised an error in one piece.
  */
 static void
-apply_thing_safely(BatchItem *items, int n)
+apply_thing_safely(BatchItem **items, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -332,8 +332,8 @@ apply_thing_safely(BatchItem *items, int n)
 			DgError		err;
 
 			dg_error_clear(&err);
-			if (!dg_apply_record(&items[i].ev, &err))
-				dead_letter_item(&items[i], dg_error_sqlstate(&err), err.message, err.detail);
+			if (!dg_apply_record(&items[i]->ev, &err))
+				dead_letter_item(items[i], dg_error_sqlstate(&err), err.message, err.detail);
 			ReleaseCurrentSubTransaction();
 		}
 		PG_CATCH();
@@ -349,7 +349,7 @@ apply_thing_safely(BatchItem *items, int n)
 			if (edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
 				edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED)
 				ReThrowError(edata);
-			dead_letter_item(&items[i], unpack_sql_state(edata->sqlerrcode), edata->message,
+			dead_letter_item(items[i], unpack_sql_state(edata->sqlerrcode), edata->message,
 							 edata->detail);
 			FreeErrorData(edata);
 		}
@@ -422,7 +422,7 @@ advance_offsets(void)
  * by one, so that only the event at fault becomes a dead letter.
  */
 static void
-apply_thing_isolated(BatchItem *items, int n)
+apply_thing_isolated(BatchItem **items, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -455,7 +455,7 @@ apply_thing_isolated(BatchItem *items, int n)
 
 /* One batch, inside the caller's transaction.  False: fenced off. */
 static bool
-apply_batch(BatchItem *items, int n, bool safe)
+apply_batch(BatchItem **items, int n, bool safe)
 {
 	DgStoreSave save;
 	DgWriter   *writer = NULL;
@@ -464,16 +464,16 @@ apply_batch(BatchItem *items, int n, bool safe)
 
 	batch_dead_letters = 0;
 	dg_store_begin(&save);
-	for (; i < n && !items[i].decoded; i++)
-		dead_letter_item(&items[i], dg_error_sqlstate(&items[i].err), items[i].err.message,
-						 items[i].err.detail);
+	for (; i < n && !items[i]->decoded; i++)
+		dead_letter_item(items[i], dg_error_sqlstate(items[i]->err), items[i]->err->message,
+						 items[i]->err->detail);
 	if (!safe)
 		writer = dg_writer_begin();
 	while (i < n)
 	{
 		int			j = i + 1;
 
-		while (j < n && same_thing(&items[i], &items[j]))
+		while (j < n && same_thing(items[i], items[j]))
 			j++;
 		if (safe)
 			apply_thing_isolated(&items[i], j - i);
@@ -497,7 +497,7 @@ typedef enum
 } BatchResult;
 
 static BatchResult
-run_batch(BatchItem *items, int n, bool safe, ErrorData **error)
+run_batch(BatchItem **items, int n, bool safe, ErrorData **error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -584,7 +584,8 @@ decode(DgKafkaRecord *rec, DgEvent *ev, DgError *err)
 static void
 process_batch(DgKafkaRecord *records, int n)
 {
-	BatchItem	   *items = palloc0(sizeof(BatchItem) * n);
+	BatchItem  *all = palloc(sizeof(BatchItem) * n);
+	BatchItem **items = palloc(sizeof(BatchItem *) * n);
 	bool		safe = false;
 	uint64		conflicts = 0;
 	int			total = n;
@@ -595,10 +596,19 @@ process_batch(DgKafkaRecord *records, int n)
 	for (int i = 0; i < n; i++)
 	{
 		Partition  *p = find_partition(records[i].topic, records[i].partition);
+		DgError		err;
 
-		items[i].rec = &records[i];
-		items[i].index = i;
-		items[i].decoded = decode(&records[i], &items[i].ev, &items[i].err);
+		items[i] = &all[i];
+		all[i].rec = &records[i];
+		all[i].index = i;
+		all[i].err = NULL;
+		all[i].decoded = decode(&records[i], &all[i].ev, &err);
+		if (!all[i].decoded)
+		{
+			/* only failures keep their (large) error */
+			all[i].err = palloc(sizeof(DgError));
+			memcpy(all[i].err, &err, sizeof(DgError));
+		}
 		if (p)
 		{
 			if (!p->in_batch || records[i].offset + 1 > p->next)
@@ -606,7 +616,7 @@ process_batch(DgKafkaRecord *records, int n)
 			p->in_batch = true;
 		}
 	}
-	qsort(items, n, sizeof(BatchItem), compare_items);
+	qsort(items, n, sizeof(BatchItem *), compare_items);
 
 	for (int attempt = 0;; attempt++)
 	{
@@ -660,8 +670,8 @@ process_batch(DgKafkaRecord *records, int n)
 	}
 	dg_worker_count(stat, n - batch_dead_letters, n > 0 ? batch_dead_letters : 0, conflicts);
 	for (int i = 0; i < total; i++)
-		if (items[i].decoded)
-			dg_event_free(&items[i].ev);
+		if (all[i].decoded)
+			dg_event_free(&all[i].ev);
 }
 
 /*

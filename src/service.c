@@ -384,13 +384,13 @@ dg_work_persist(DgWork *w)
 		dg_writer_update(w->writer, &row);
 	else
 		dg_store_update(&row);
+	dg_notify_change("updated", w->stored, w->thing);
 	/* a later write of the same work starts from this version */
 	w->row->ctid = row.ctid;
 	memcpy(w->row->sections, row.sections, sizeof(row.sections));
 	memcpy(w->row->section_null, row.section_null, sizeof(row.section_null));
 	json_object_put(w->stored);
 	w->stored = json_object_get(w->thing);
-	dg_notify_change("updated", w->stored, w->thing);
 	return true;
 }
 
@@ -425,13 +425,15 @@ dg_work_load(DgWork *w, const char *application, const char *name)
 	DgRow	   *row = palloc0(sizeof(DgRow));
 	bool		found;
 
-	found = dg_store_load(application, name, true, row);
+	found = w->writer ? dg_writer_load(w->writer, application, name, row) :
+		dg_store_load(application, name, true, row);
 	MemoryContextSwitchTo(old);
 	if (!found)
 		return false;
 	w->row = row;
 	w->stored = dg_row_to_thing(row);
-	w->thing = dg_json_copy(w->stored);
+	/* shared: operations work on copies and never change the stored tree */
+	w->thing = json_object_get(w->stored);
 	return true;
 }
 

@@ -327,20 +327,16 @@ read_slot(TupleTableSlot *slot, DgRow *row)
  * serialization failure, as an UPDATE would raise.  The row is copied into
  * the memory context current at the call.
  */
-bool
-dg_store_load(const char *application, const char *name, bool lock, DgRow *row)
+static bool
+load_with(Relation rel, Relation idx, const char *application, const char *name,
+		  bool lock, DgRow *row)
 {
-	Relation	rel;
-	Relation	idx;
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
 	bool		found;
 
-	things_lookup();
-	rel = table_open(things.relid, lock ? RowShareLock : AccessShareLock);
-	idx = index_open(things.pkey, AccessShareLock);
 	/* see the writes of earlier commands of this transaction */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
@@ -388,6 +384,20 @@ dg_store_load(const char *application, const char *name, bool lock, DgRow *row)
 		read_slot(slot, row);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
+	return found;
+}
+
+bool
+dg_store_load(const char *application, const char *name, bool lock, DgRow *row)
+{
+	Relation	rel;
+	Relation	idx;
+	bool		found;
+
+	things_lookup();
+	rel = table_open(things.relid, lock ? RowShareLock : AccessShareLock);
+	idx = index_open(things.pkey, AccessShareLock);
+	found = load_with(rel, idx, application, name, lock, row);
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
 	return found;
@@ -477,6 +487,7 @@ struct DgWriter
 	EState	   *estate;
 	ResultRelInfo *rri;
 	Relation	rel;
+	Relation	pkey;
 	EPQState	epq;
 	TupleTableSlot *oldslot;
 	TupleTableSlot *newslot;
@@ -502,6 +513,7 @@ dg_writer_begin(void)
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = GetTransactionSnapshot();
 	ExecOpenIndices(w->rri, false);
+	w->pkey = index_open(things.pkey, AccessShareLock);
 	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
 	w->oldslot = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel),
 										table_slot_callbacks(w->rel));
@@ -519,6 +531,7 @@ dg_writer_end(DgWriter *w)
 	ExecCloseResultRelations(w->estate);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
+	index_close(w->pkey, NoLock);
 	table_close(w->rel, NoLock);
 	pfree(w);
 	/* later reads of this transaction see the new versions */
@@ -582,6 +595,13 @@ dg_writer_update(DgWriter *w, DgRow *row)
 	ExecStoreVirtualTuple(new);
 	ExecSimpleRelationUpdate(w->rri, w->estate, &w->epq, old, new);
 	ItemPointerCopy(&new->tts_tid, &row->ctid);
+}
+
+/* A locked load through the writer's open table and index (for batches). */
+bool
+dg_writer_load(DgWriter *w, const char *application, const char *name, DgRow *row)
+{
+	return load_with(w->rel, w->pkey, application, name, true, row);
 }
 
 /* One update with a writer of its own. */

@@ -36,6 +36,13 @@
 
 static dg_time NOW;
 
+/* Length of an output array of the machine; NULL (never made) is empty. */
+static size_t
+count(json_object *array)
+{
+	return array ? json_object_array_length(array) : 0;
+}
+
 /* ---- helpers ---- */
 
 /* Parse test input (single quotes stand for double quotes); a typo stops the run. */
@@ -1485,7 +1492,7 @@ test_machine_reported(void)
 	is_str(str_at(r, "/reportedState/new/lastUpdate"), "2023-12-31T23:45:00Z",
 		   "lastUpdate rule: a new key keeps the given timestamp (item 53)");
 	ok(r && !has_at(r, "/internal"), "no internal after a plain update (item 53)");
-	is_int(json_object_array_length(m.outbox) + json_object_array_length(m.commands), 0,
+	is_int(count(m.outbox) + count(m.commands), 0,
 		   "no outbox and no commands (item 53)");
 	json_object_put(r);
 	dg_machine_reset(&m);
@@ -1599,7 +1606,7 @@ test_machine_metadata(void)
 			" 'reportedState': {'a': {'value': 1, 'lastUpdate': '" T0 "'}},"
 			" 'reconciliation': {'deleting': {'d': {'javaScript': 'x'}}}}",
 			"create: system fields dropped, everything else as given (item 52)");
-	is_int(json_object_array_length(m.outbox) + json_object_array_length(m.commands), 0,
+	is_int(count(m.outbox) + count(m.commands), 0,
 		   "create: no outbox, no commands");
 	json_object_put(thing);
 	json_object_put(input);
@@ -1628,7 +1635,7 @@ test_machine_sync(void)
 	is_json(at(r, "/desiredState/x"), "{'value': 1, 'lastUpdate': '" NOW_TEXT "',"
 			" 'reconciliation': {'state': 'succeeded', 'when': '" NOW_TEXT "'}, 'method': 'external'}",
 			"new external feature with an equal reported value: succeeded");
-	is_int(json_object_array_length(m.commands), 0, "external method sends nothing");
+	is_int(count(m.commands), 0, "external method sends nothing");
 	json_object_put(r);
 	dg_machine_reset(&m);
 
@@ -1900,7 +1907,7 @@ test_machine_commands(void)
 	" 'reconciliation': {'state': 'reconciling', 'lastAttempt': '" last "'}," \
 	" 'method': {'command': {'period': '30s'" mode "}}}}}"
 	r = run_case(&m, GATED("", "2023-12-31T23:59:50Z"), "{'wakeup': {}}", NOW, &err);
-	is_int(json_object_array_length(m.commands), 0, "passive: no command before lastAttempt + period");
+	is_int(count(m.commands), 0, "passive: no command before lastAttempt + period");
 	is_str(str_at(r, "/desiredState/temp/reconciliation/lastAttempt"), "2023-12-31T23:59:50Z",
 		   "passive: lastAttempt unchanged");
 	ok(r && !has_at(r, "/internal"), "passive: no waker");
@@ -1908,14 +1915,14 @@ test_machine_commands(void)
 	dg_machine_reset(&m);
 
 	r = run_case(&m, GATED(", 'mode': 'active'", "2023-12-31T23:59:50Z"), "{'wakeup': {}}", NOW, &err);
-	is_int(json_object_array_length(m.commands), 0, "active: no command before lastAttempt + period");
+	is_int(count(m.commands), 0, "active: no command before lastAttempt + period");
 	is_json(at(r, "/internal/waker"), "{'when': '2024-01-01T00:00:20Z', 'why': ['reconcile']}",
 			"active: waker at lastAttempt + period");
 	json_object_put(r);
 	dg_machine_reset(&m);
 
 	r = run_case(&m, GATED(", 'mode': 'active'", "2023-12-31T23:59:00Z"), "{'wakeup': {}}", NOW, &err);
-	is_int(json_object_array_length(m.commands), 1, "active: a command once the period has passed");
+	is_int(count(m.commands), 1, "active: a command once the period has passed");
 	is_str(str_at(r, "/desiredState/temp/reconciliation/lastAttempt"), NOW_TEXT,
 		   "active: lastAttempt now");
 	is_str(str_at(r, "/internal/waker/when"), "2024-01-01T00:00:30Z", "active: waker at now + period");
@@ -1923,14 +1930,14 @@ test_machine_commands(void)
 	dg_machine_reset(&m);
 
 	r = run_case(&m, GATED("", "2023-12-31T23:59:30Z"), "{'wakeup': {}}", NOW, &err);
-	is_int(json_object_array_length(m.commands), 1, "a command exactly at lastAttempt + period");
+	is_int(count(m.commands), 1, "a command exactly at lastAttempt + period");
 	json_object_put(r);
 	dg_machine_reset(&m);
 
 	r = run_case(&m, "{" MD ", 'reportedState': {'temp': {'value': 23, 'lastUpdate': '" T0 "'}},"
 				 " 'desiredState': {'temp': {'value': 23, 'lastUpdate': '" T0 "',"
 				 " 'method': {'command': {'period': '30s'}}}}}", "{'wakeup': {}}", NOW, &err);
-	is_int(json_object_array_length(m.commands), 0, "a succeeded feature sends no command");
+	is_int(count(m.commands), 0, "a succeeded feature sends no command");
 	ok(r && !has_at(r, "/desiredState/temp/reconciliation/lastAttempt"),
 	   "a succeeded feature gets no lastAttempt");
 	json_object_put(r);
