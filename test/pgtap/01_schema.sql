@@ -1,6 +1,6 @@
 -- The schema: table, columns, indexes and the functions of the contract.
 BEGIN;
-SELECT plan(44);
+SELECT plan(57);
 
 SELECT has_schema('doppelganger');
 SELECT has_table('doppelganger', 'things', 'things are stored in doppelganger.things');
@@ -55,6 +55,27 @@ SELECT is(doppelganger.dt_delete_thing('tap', 'd'), true, 'expected_resource_ver
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'doppelganger' AND p.proname LIKE 'dt\_%' AND p.prosecdef), 0,
           'no dt_ function is SECURITY DEFINER');
+
+-- Kafka ingest
+SELECT has_table('doppelganger', 'offsets', 'consumed offsets are stored in PostgreSQL');
+SELECT col_is_pk('doppelganger', 'offsets', ARRAY['consumer_group', 'topic', 'partition']::name[],
+                 'one offset per group, topic and partition');
+SELECT has_table('doppelganger', 'dead_letters', 'dead letters are a table');
+SELECT columns_are('doppelganger', 'dead_letters', ARRAY['id', 'topic', 'partition', 'offset', 'key',
+    'payload', 'headers', 'application', 'thing', 'sqlstate', 'message', 'detail', 'created_at',
+    'attempts', 'replayed_at']);
+SELECT col_type_is('doppelganger', 'dead_letters', 'payload', 'bytea', 'payloads are kept byte for byte');
+SELECT has_index('doppelganger', 'dead_letters', 'dead_letters_pending', 'id');
+SELECT has_function('doppelganger', 'dt_replay_dead_letters', ARRAY['bigint[]']);
+SELECT has_view('doppelganger', 'dt_stats', 'dt_stats shows the workers');
+SELECT has_view('doppelganger', 'dt_partitions', 'dt_partitions shows the partitions');
+SELECT columns_are('doppelganger', 'dt_stats', ARRAY['worker', 'kind', 'pid', 'state', 'events',
+    'batches', 'dead_letters', 'conflicts', 'lag', 'last_batch', 'last_error', 'last_error_at']);
+SELECT is((SELECT count(*)::int FROM doppelganger.dt_stats WHERE kind = 'processor'), 0,
+          'no processor without doppelganger.kafka_brokers');
+SELECT is((SELECT count(*)::int FROM doppelganger.dt_replay_dead_letters()), 0, 'nothing to replay');
+SELECT is((SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'doppelganger launcher'), 1,
+          'the launcher runs when the library is preloaded');
 
 SELECT * FROM finish();
 ROLLBACK;
