@@ -242,6 +242,33 @@ CREATE VIEW doppelganger.dt_partitions AS SELECT * FROM doppelganger.dt_partitio
 COMMENT ON VIEW doppelganger.dt_partitions IS
     'One row per consumed partition: position, high watermark, lag';
 
+/* ---- the outbox ---- */
+
+/*
+ * What a thing's processing sends out, written in the same transaction as
+ * its state: events for other things, commands for devices and (with
+ * doppelganger.notifications_topic) the changed things.  The relay worker
+ * delivers the rows in id order and deletes them.
+ */
+CREATE TABLE doppelganger.outbox (
+    id              bigserial PRIMARY KEY,
+    kind            text NOT NULL CHECK (kind IN ('event', 'command', 'notification')),
+    application     text NOT NULL,
+    source          text NOT NULL,
+    target          text NOT NULL,
+    channel         text,
+    message         jsonb,
+    hops            integer NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX outbox_source ON doppelganger.outbox (application, source);
+COMMENT ON TABLE doppelganger.outbox IS
+    'Events, commands and notifications waiting for the relay; one row each, delivered in id order';
+COMMENT ON COLUMN doppelganger.outbox.target IS 'the thing an event is for, or the device a command is for';
+COMMENT ON COLUMN doppelganger.outbox.hops IS 'how many event handovers led here; past doppelganger.max_hops it is a dead letter';
+SELECT pg_catalog.pg_extension_config_dump('doppelganger.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('doppelganger.outbox_id_seq', '');
+
 /*
  * Nobody but the owner may touch the table or call the API until granted;
  * the functions store as the table's owner, so callers need EXECUTE only.

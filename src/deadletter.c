@@ -169,6 +169,8 @@ dg_apply_record(DgEvent *ev, DgError *err)
 	DgWork	   *w = dg_work_begin(dg_now());
 	bool		ok;
 
+	w->from_event = true;
+	w->hops = ev->hops;
 	dg_work_load(w, ev->application, ev->name);
 	ok = dg_work_event(w, ev->application, ev->name, &ev->op, err);
 	if (ok)

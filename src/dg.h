@@ -170,6 +170,15 @@ extern void dg_thing_restore_system(json_object *to, json_object *from);
 /* The ThingState view (values only) used for schema validation. */
 extern json_object *dg_thing_state_view(json_object *thing);
 
+/*
+ * Record who configured each piece of code (hooks, timers, synthetics,
+ * desired code): code that did not change since "current" keeps its owner,
+ * new or changed code gets "role".  The names of functions newly configured
+ * are appended to "functions" (an array, or NULL) for the edge to check.
+ */
+extern void dg_thing_stamp_owners(json_object *thing, json_object *current, const char *role,
+								  json_object *functions);
+
 /* Waker algebra on internal.waker (§1.8 of the reference). */
 typedef enum DgWakeReason
 {
@@ -269,6 +278,23 @@ extern bool dg_machine_deleting(DgMachine *m, json_object *thing, DgError *err);
 
 /* Validate thing against its schema, if it has one. */
 extern bool dg_machine_validate(json_object *thing, DgError *err);
+
+/* ---- script.c: JavaScript hooks in Duktape ---- */
+
+typedef struct DgScriptLimits
+{
+	int64_t		deadline_ns;	/* CLOCK_MONOTONIC; 0: none */
+	int			timeout_ms;		/* for the message when it passes */
+	size_t		heap_limit;		/* bytes one run may add to the heap; 0: none */
+	bool		(*interrupted) (void);	/* polled with the deadline */
+} DgScriptLimits;
+
+/* Run {"javaScript": ...} code for a hook call (see DgRunHook). */
+extern bool dg_script_run(const DgHookCall *call, const DgScriptLimits *limits,
+						  json_object **result, DgError *err);
+extern int64_t dg_monotonic_ns(void);
+/* Drop the process's JavaScript heap (and its compiled code). */
+extern void dg_script_reset(void);
 
 /* ---- desired.c: desired-state reconciliation (reference §3.10, §8.2) ---- */
 

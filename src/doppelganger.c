@@ -35,6 +35,12 @@ int			dg_processor_workers = 2;
 int			dg_batch_size = 1000;
 int			dg_batch_timeout = 100;
 int			dg_max_event_size = 1024 * 1024;
+int			dg_hook_timeout = 1000;
+int			dg_hook_memory = 8192;
+char	   *dg_commands_topic = NULL;
+char	   *dg_notifications_topic = NULL;
+int			dg_max_hops = 10;
+int			dg_waker_interval = 1000;
 
 void		_PG_init(void);
 
@@ -97,6 +103,36 @@ define_settings(void)
 							"Longest a processor waits to fill a batch.",
 							NULL,
 							&dg_batch_timeout, 100, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("doppelganger.hook_timeout",
+							"Longest a reconcile run's hooks may run, all together.",
+							"JavaScript and SQL function hooks past it fail with an error.",
+							&dg_hook_timeout, 1000, 1, 600000, PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("doppelganger.hook_memory",
+							"Most memory one JavaScript hook run may allocate.",
+							NULL,
+							&dg_hook_memory, 8192, 256, 1024 * 1024, PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("doppelganger.commands_topic",
+							   "Kafka topic of commands for devices.",
+							   "Without Kafka, commands go out as NOTIFY thing_commands.",
+							   &dg_commands_topic, "commands", PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("doppelganger.notifications_topic",
+							   "Kafka topic that receives every changed thing; empty: none.",
+							   NULL,
+							   &dg_notifications_topic, "", PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("doppelganger.max_hops",
+							"Most times an event may be passed on from thing to thing.",
+							"An event past it becomes a dead letter: it ends loops between hooks.",
+							&dg_max_hops, 10, 1, 1000, PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("doppelganger.waker_interval",
+							"How often the waker looks for things that are due.",
+							NULL,
+							&dg_waker_interval, 1000, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("doppelganger.max_event_size",
 							"Largest event payload accepted; larger ones become dead letters.",

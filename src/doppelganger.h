@@ -21,6 +21,7 @@
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "storage/itemptr.h"
+#include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/jsonb.h"
 
@@ -37,6 +38,12 @@ extern int	dg_processor_workers;
 extern int	dg_batch_size;
 extern int	dg_batch_timeout;
 extern int	dg_max_event_size;
+extern int	dg_hook_timeout;
+extern int	dg_hook_memory;
+extern char *dg_commands_topic;
+extern char *dg_notifications_topic;
+extern int	dg_max_hops;
+extern int	dg_waker_interval;
 
 /* ---- stats.c: shared memory, one slot per worker ---- */
 
@@ -83,6 +90,7 @@ typedef struct DgWorkerStat
 typedef struct DgShared
 {
 	pid_t		launcher_pid;
+	Latch	   *relay_latch;	/* set by the relay; backends wake it at commit */
 	DgWorkerStat workers[DG_MAX_SLOTS];
 } DgShared;
 
@@ -96,6 +104,14 @@ extern void dg_worker_state(DgWorkerStat *w, const char *state);
 extern void dg_worker_error(DgWorkerStat *w, const char *message);
 extern void dg_worker_count(DgWorkerStat *w, uint64 events, uint64 dead_letters, uint64 conflicts);
 extern void dg_worker_partitions(DgWorkerStat *w, DgPartitionStat *parts, int n);
+extern void dg_relay_wake(void);
+
+/* ---- worker.c: what every background worker does the same way ---- */
+extern DgWorkerStat *dg_worker_start(int slot, DgWorkerKind kind, const char *name);
+extern void dg_worker_reload(void);
+extern void dg_worker_nap(int ms);
+extern bool dg_worker_transaction(void (*fn) (void *), void *arg);
+extern void dg_worker_wait_for_extension(void);
 
 /* ---- store.c ---- */
 

@@ -189,6 +189,11 @@ dg_event_decode(const DgKafkaRecord *rec, List *formats, DgEvent *ev, DgError *e
 		return fail_state(err, DG_ERR_INVALID, strstr(error, "JSON") ? "22P02" : "22021",
 						  "%s", error);
 	format = format_of(rec, formats, &config);
+	{
+		const DgKafkaHeader *hops = header(rec, "doppelganger-hops");
+
+		ev->hops = hops ? atoi(hops->value) : 0;
+	}
 	if (format != DG_FORMAT_MESSAGE && json_object_get_type(value) != json_type_object)
 	{
 		json_object_put(value);

@@ -441,3 +441,173 @@ dg_consumer_close(DgConsumer *c)
 	list_free_deep(c->revoked);
 	pfree(c);
 }
+
+/* ---- the producer (the relay's) ---- */
+
+typedef struct Delivery
+{
+	int64		id;
+	bool		ok;
+} Delivery;
+
+struct DgProducer
+{
+	rd_kafka_t *rk;
+	Delivery   *deliveries;		/* filled by delivery reports */
+	int			ndeliveries;
+	int			capacity;
+	bool		brokers_down;
+	bool		failed;
+	char		why[256];
+};
+
+static void
+delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	DgProducer *p = (DgProducer *) opaque;
+
+	if (p->ndeliveries == p->capacity)
+		return;					/* cannot happen: the relay sends at most capacity */
+	p->deliveries[p->ndeliveries].id = (int64) (intptr_t) m->_private;
+	p->deliveries[p->ndeliveries].ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+	p->ndeliveries++;
+	if (m->err)
+		ereport(LOG,
+				(errmsg("doppelganger relay: delivery to %s failed: %s",
+						rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err))));
+}
+
+static void
+producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	DgProducer *p = (DgProducer *) opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+	{
+		if (!p->brokers_down)
+			ereport(LOG,
+					(errmsg("doppelganger relay: all Kafka brokers are unreachable, waiting for them"),
+					 errdetail("%s", reason)));
+		p->brokers_down = true;
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+	{
+		char		buf[256];
+
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		p->failed = true;
+		snprintf(p->why, sizeof(p->why), "fatal Kafka error: %s", buf);
+	}
+}
+
+DgProducer *
+dg_producer_create(const char *client_id, int capacity)
+{
+	DgProducer *p = MemoryContextAllocZero(TopMemoryContext, sizeof(DgProducer));
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char		errstr[512];
+
+	p->capacity = capacity;
+	p->deliveries = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery) * capacity);
+	set_conf(conf, "bootstrap.servers", dg_kafka_brokers);
+	set_conf(conf, "client.id", client_id);
+	/* the order of one thing's events is the order of the outbox */
+	set_conf(conf, "enable.idempotence", "true");
+	set_conf(conf, "linger.ms", "5");
+	set_conf(conf, "log.queue", "true");
+	set_properties(conf, dg_kafka_properties);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, producer_error_cb);
+	rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
+	rd_kafka_conf_set_opaque(conf, p);
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (p->rk == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not create a Kafka producer: %s", errstr)));
+	rd_kafka_set_log_queue(p->rk, NULL);
+	return p;
+}
+
+/* Queue one record; its delivery is reported under "id". */
+bool
+dg_producer_send(DgProducer *p, const char *topic, const char *key, size_t key_len,
+				 const char *value, size_t len, DgKafkaHeader *headers, int nheaders, int64 id)
+{
+	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(nheaders);
+	rd_kafka_resp_err_t err;
+
+	for (int i = 0; i < nheaders; i++)
+		rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+							headers[i].value ? (ssize_t) headers[i].len : 0);
+	for (;;)
+	{
+		err = rd_kafka_producev(p->rk,
+								RD_KAFKA_V_TOPIC(topic),
+								RD_KAFKA_V_KEY(key, key_len),
+								RD_KAFKA_V_VALUE((void *) value, len),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_HEADERS(hdrs),
+								RD_KAFKA_V_OPAQUE((void *) (intptr_t) id),
+								RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		/* the queue drains as deliveries come back */
+		rd_kafka_poll(p->rk, 100);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (err)
+	{
+		rd_kafka_headers_destroy(hdrs);
+		ereport(LOG, (errmsg("doppelganger relay: could not queue a record for %s: %s", topic,
+							 rd_kafka_err2str(err))));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Wait up to timeout_ms for every queued record to be reported; returns
+ * the reports (in delivery order) through *deliveries.
+ */
+int
+dg_producer_flush(DgProducer *p, int timeout_ms, int64 **ids, bool **oks)
+{
+	int64	   *id = palloc(sizeof(int64) * (p->capacity + 1));
+	bool	   *ok = palloc(sizeof(bool) * (p->capacity + 1));
+	int			n;
+
+	rd_kafka_flush(p->rk, timeout_ms);
+	rd_kafka_poll(p->rk, 0);
+	n = p->ndeliveries;
+	for (int i = 0; i < n; i++)
+	{
+		id[i] = p->deliveries[i].id;
+		ok[i] = p->deliveries[i].ok;
+	}
+	if (n > 0 && p->brokers_down)
+	{
+		ereport(LOG, (errmsg("doppelganger relay: Kafka brokers are reachable again")));
+		p->brokers_down = false;
+	}
+	p->ndeliveries = 0;
+	*ids = id;
+	*oks = ok;
+	return n;
+}
+
+bool
+dg_producer_failed(DgProducer *p, char *why, size_t len)
+{
+	if (p->failed)
+		strlcpy(why, p->why, len);
+	return p->failed;
+}
+
+void
+dg_producer_close(DgProducer *p)
+{
+	rd_kafka_flush(p->rk, 5000);
+	rd_kafka_destroy(p->rk);
+}

@@ -184,6 +184,8 @@ dg_launcher_main(Datum arg)
 		for (int i = 0; i < DG_MAX_PROCESSORS; i++)
 			keep(i, ready && kafka && i < dg_processor_workers, "dg_processor_main",
 				 "doppelganger processor");
+		keep(DG_SLOT_WAKER, ready, "dg_waker_main", "doppelganger waker");
+		keep(DG_SLOT_RELAY, ready, "dg_relay_main", "doppelganger relay");
 
 		/* a worker's start or stop sets our latch (bgw_notify_pid) */
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

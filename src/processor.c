@@ -158,44 +158,6 @@ remember(DgTopicPartition *parts, int n)
 	MemoryContextSwitchTo(old);
 }
 
-/* Run fn inside a short transaction of its own; false if it raised. */
-static bool
-in_transaction(void (*fn) (void *), void *arg)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
-
-	PG_TRY();
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		fn(arg);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		dg_worker_error(stat, edata->message);
-		ereport(LOG, (errmsg("doppelganger processor: %s", edata->message)));
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ok;
-}
-
 typedef struct PartsArg
 {
 	DgTopicPartition *parts;
@@ -216,7 +178,7 @@ on_assign(void *arg, DgTopicPartition *parts, int n)
 {
 	PartsArg	a = {parts, n};
 
-	if (!in_transaction(read_offsets_fn, &a))
+	if (!dg_worker_transaction(read_offsets_fn, &a))
 		return false;
 	remember(parts, n);
 	return true;
@@ -258,7 +220,7 @@ resync(void)
 		parts[i].topic = p->topic;
 		parts[i++].partition = p->partition;
 	}
-	if (!in_transaction(read_offsets_fn, &a))
+	if (!dg_worker_transaction(read_offsets_fn, &a))
 		return;
 	remember(parts, n);
 	for (i = 0; i < n; i++)
@@ -301,6 +263,8 @@ apply_thing(BatchItem **items, int n, DgWriter *writer)
 	DgWork	   *w = dg_work_begin(dg_now());
 
 	w->writer = writer;
+	w->from_event = true;
+	w->hops = items[0]->ev.hops;
 	dg_work_load(w, items[0]->ev.application, items[0]->ev.name);
 	for (int i = 0; i < n; i++)
 	{
@@ -537,17 +501,6 @@ run_batch(BatchItem **items, int n, bool safe, ErrorData **error)
 	return result;
 }
 
-static void
-nap(int ms)
-{
-	int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							   ms, PG_WAIT_EXTENSION);
-
-	if (rc & WL_LATCH_SET)
-		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
 /*
  * Decode a record.  Bad data fails without raising; the one thing that can
  * raise is PostgreSQL's stack depth check on absurdly deep JSON, which
@@ -637,7 +590,7 @@ process_batch(DgKafkaRecord *records, int n)
 		if (result == BATCH_CONFLICT && attempt < 10)
 		{
 			conflicts++;
-			nap(10 * (attempt + 1));
+			dg_worker_nap(10 * (attempt + 1));
 			continue;
 		}
 		if (!safe && result == BATCH_FAILED)
@@ -696,36 +649,6 @@ report_partitions(void)
 }
 
 static void
-check_extension_fn(void *arg)
-{
-	*(bool *) arg = OidIsValid(get_extension_oid("doppelganger", true));
-}
-
-/* The extension must exist in the database before anything can run. */
-static void
-wait_for_extension(void)
-{
-	bool		logged = false;
-
-	for (;;)
-	{
-		bool		ready = false;
-
-		if (in_transaction(check_extension_fn, &ready) && ready)
-			return;
-		if (!logged)
-			ereport(LOG,
-					(errmsg("doppelganger processor: waiting for CREATE EXTENSION doppelganger in database \"%s\"",
-							dg_database)));
-		logged = true;
-		dg_worker_state(stat, "waiting for the extension");
-		nap(2000);
-		if (ShutdownRequestPending)
-			proc_exit(0);
-	}
-}
-
-static void
 processor_exit(int code, Datum arg)
 {
 	if (consumer)
@@ -733,8 +656,6 @@ processor_exit(int code, Datum arg)
 		dg_consumer_close(consumer);
 		consumer = NULL;
 	}
-	if (stat)
-		dg_worker_detach(stat);
 }
 
 void
@@ -747,18 +668,10 @@ dg_processor_main(Datum arg)
 	char	   *error;
 	MemoryContext old;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(dg_database, NULL, 0);
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-
 	snprintf(name, sizeof(name), "doppelganger processor %d", slot);
-	pgstat_report_appname(name);
-	stat = dg_worker_attach(slot, DG_WORKER_PROCESSOR);
+	stat = dg_worker_start(slot, DG_WORKER_PROCESSOR, name);
 	before_shmem_exit(processor_exit, (Datum) 0);
-
-	wait_for_extension();
+	dg_worker_wait_for_extension();
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (!dg_topic_formats_parse(dg_topic_formats, &formats, &error))
 		ereport(ERROR,
@@ -780,8 +693,7 @@ dg_processor_main(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			dg_worker_reload();
 			if (dg_batch_size != capacity)
 			{
 				pfree(records);

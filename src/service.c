@@ -18,6 +18,7 @@
 #include "commands/async.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
+#include "utils/acl.h"
 #include "utils/timestamp.h"
 
 #include "doppelganger.h"
@@ -36,8 +37,9 @@ work_release(void *arg)
 	json_object_put(w->thing);
 	json_object_put(w->next);
 	json_object_put(w->temp);
+	json_object_put(w->temp2);
 	dg_machine_reset(&w->machine);
-	w->stored = w->thing = w->next = w->temp = NULL;
+	w->stored = w->thing = w->next = w->temp = w->temp2 = NULL;
 }
 
 DgWork *
@@ -50,7 +52,11 @@ dg_work_begin(dg_time now)
 
 	w->cxt = cxt;
 	w->now = now;
+	/* the caller: asked now, before the store acts as the table's owner */
+	w->role = GetUserId();
 	dg_machine_init(&w->machine, now);
+	w->machine.run_hook = dg_run_hook;
+	w->machine.hook_arg = &w->runner;
 	w->callback.func = work_release;
 	w->callback.arg = w;
 	MemoryContextRegisterResetCallback(cxt, &w->callback);
@@ -336,18 +342,52 @@ to_jsonb(json_object *thing, MemoryContext target)
 }
 
 /*
+ * Record who configured the code of "thing" (see dg_thing_stamp_owners)
+ * and check the functions it newly configures.
+ */
+static bool
+stamp_code(DgWork *w, json_object *thing, json_object *current, DgError *err)
+{
+	json_object *functions = json_object_new_array();
+	bool		ok;
+
+	if (w->role_name == NULL)
+		w->role_name = MemoryContextStrdup(w->cxt, GetUserNameFromId(w->role, false));
+	dg_thing_stamp_owners(thing, current, w->role_name, functions);
+	/* catalog lookups may raise: keep the array reachable for the cleanup */
+	w->temp2 = functions;
+	ok = json_object_array_length(functions) == 0 ||
+		dg_check_functions(functions, w->role, w->from_event, err);
+	json_object_put(functions);
+	w->temp2 = NULL;
+	return ok;
+}
+
+/*
  * Apply one operation to w->thing and reconcile.  On success w->thing is
  * the result; on failure it is unchanged and err says why.
  */
 bool
 dg_work_apply(DgWork *w, DgOp *op, DgError *err)
 {
+	size_t		events = w->machine.outbox ? json_object_array_length(w->machine.outbox) : 0;
+	size_t		commands = w->machine.commands ? json_object_array_length(w->machine.commands) : 0;
+
 	w->next = json_object_get(w->thing);
+	dg_runner_start(&w->runner);
 	if (!dg_op_apply(&w->next, op, w->now, err) ||
+		!stamp_code(w, w->next, w->thing, err) ||
 		!dg_machine_reconcile(&w->machine, w->thing, &w->next, err))
 	{
 		json_object_put(w->next);
 		w->next = NULL;
+		/* a failed operation sends nothing */
+		if (w->machine.outbox)
+			json_object_array_del_idx(w->machine.outbox, events,
+									  json_object_array_length(w->machine.outbox) - events);
+		if (w->machine.commands)
+			json_object_array_del_idx(w->machine.commands, commands,
+									  json_object_array_length(w->machine.commands) - commands);
 		return false;
 	}
 	json_object_put(w->thing);
@@ -356,17 +396,12 @@ dg_work_apply(DgWork *w, DgOp *op, DgError *err)
 	return true;
 }
 
-/*
- * Write w->thing if it differs from w->stored (the row as loaded), and
- * notify.  Returns whether anything was written.
- */
-bool
-dg_work_persist(DgWork *w)
+/* Write w->thing over its row as a new version (the row is locked). */
+static void
+write_thing(DgWork *w)
 {
 	DgRow		row;
 
-	if (w->deleted || w->thing == NULL || dg_json_equal(w->stored, w->thing))
-		return false;
 	if (w->row == NULL)
 	{
 		/* created in this batch: fetch the row's location and columns */
@@ -384,14 +419,35 @@ dg_work_persist(DgWork *w)
 		dg_writer_update(w->writer, &row);
 	else
 		dg_store_update(&row);
-	dg_notify_change("updated", w->stored, w->thing);
-	/* a later write of the same work starts from this version */
 	w->row->ctid = row.ctid;
 	memcpy(w->row->sections, row.sections, sizeof(row.sections));
 	memcpy(w->row->section_null, row.section_null, sizeof(row.section_null));
-	json_object_put(w->stored);
-	w->stored = json_object_get(w->thing);
-	return true;
+}
+
+/*
+ * Write w->thing if it differs from w->stored (the row as loaded), notify,
+ * and send what its processing produced (even when the thing itself did
+ * not change).  Returns whether the thing was written.
+ */
+bool
+dg_work_persist(DgWork *w)
+{
+	bool		changed;
+
+	if (w->deleted || w->thing == NULL)
+		return false;
+	changed = !dg_json_equal(w->stored, w->thing);
+	if (changed)
+	{
+		write_thing(w);
+		dg_notify_change("updated", w->stored, w->thing);
+		dg_outbox_notification(w->thing);
+		/* a later write of the same work starts from this version */
+		json_object_put(w->stored);
+		w->stored = json_object_get(w->thing);
+	}
+	dg_outbox_flush(w);
+	return changed;
 }
 
 /*
@@ -403,15 +459,35 @@ bool
 dg_work_delete(DgWork *w, bool *deleted, DgError *err)
 {
 	json_object *md = dg_thing_section(w->thing, "metadata");
+	bool		deferred;
 
 	*deleted = false;
 	if (dg_json_has(md, "deletionTimestamp", NULL))
 		return true;
+	/* a copy: the stored tree stays as it was loaded */
+	json_object_put(w->next);
+	w->next = dg_json_copy(w->thing);
+	json_object_put(w->thing);
+	w->thing = w->next;
+	w->next = NULL;
+	md = dg_thing_section(w->thing, "metadata");
 	dg_json_set(md, "deletionTimestamp", dg_time_json(w->now));
+	dg_runner_start(&w->runner);
 	if (!dg_machine_deleting(&w->machine, w->thing, err))
 		return false;
-	dg_store_delete(dg_thing_application(w->thing), dg_thing_name(w->thing));
+	/*
+	 * Deletion waits for the events of the deleting hooks (and any older
+	 * ones): the row stays, marked, until the relay has delivered them.
+	 */
+	deferred = (w->machine.outbox && json_object_array_length(w->machine.outbox) > 0) ||
+		dg_outbox_pending(dg_thing_application(w->thing), dg_thing_name(w->thing));
+	if (deferred)
+		write_thing(w);
+	else
+		dg_store_delete(dg_thing_application(w->thing), dg_thing_name(w->thing));
 	dg_notify_change("deleted", w->stored, w->thing);
+	dg_outbox_notification(w->thing);
+	dg_outbox_flush(w);
 	w->deleted = true;
 	*deleted = true;
 	return true;
@@ -452,7 +528,9 @@ dg_work_create(DgWork *w, DgError *err)
 	w->stored = dg_thing_new(dg_thing_application(w->thing), dg_thing_name(w->thing));
 	w->next = w->thing;
 	w->thing = NULL;
-	if (!dg_machine_reconcile(&w->machine, w->stored, &w->next, err))
+	dg_runner_start(&w->runner);
+	if (!stamp_code(w, w->next, w->stored, err) ||
+		!dg_machine_reconcile(&w->machine, w->stored, &w->next, err))
 	{
 		/* nothing was created: the thing still does not exist */
 		json_object_put(w->next);
@@ -472,6 +550,8 @@ dg_work_create(DgWork *w, DgError *err)
 		return dg_fail(err, DG_ERR_EXISTS, "thing \"%s\" of application \"%s\" already exists",
 					   dg_thing_name(w->stored), dg_thing_application(w->stored));
 	dg_notify_change("created", w->stored, w->thing);
+	dg_outbox_notification(w->thing);
+	dg_outbox_flush(w);
 	/* later operations in the same batch compare with what was inserted */
 	w->row = NULL;
 	json_object_put(w->stored);

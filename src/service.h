@@ -14,6 +14,12 @@
 #include "dg.h"
 #include "doppelganger.h"
 
+/* What the machine's hooks need from the edge (hooks.c). */
+typedef struct DgHookRunner
+{
+	int64		deadline_ns;	/* of the current machine run */
+} DgHookRunner;
+
 /*
  * The json-c trees of one thing's processing.  Every tree alive across a
  * call that can ereport must hang from one of these slots: the context's
@@ -29,8 +35,14 @@ typedef struct DgWork
 	json_object *thing;			/* the working thing; NULL: no such thing */
 	json_object *next;			/* an operation's result in the making */
 	json_object *temp;			/* an input being read */
+	json_object *temp2;			/* scratch of a step that may raise */
 	bool		deleted;		/* the row was deleted */
 	DgWriter   *writer;			/* shared by a batch; NULL: one of its own */
+	Oid			role;			/* who asks: owner of the code it configures */
+	char	   *role_name;
+	bool		from_event;		/* an event (Kafka, outbox, waker), not a SQL call */
+	int			hops;			/* handovers that led to this event */
+	DgHookRunner runner;
 	DgMachine	machine;
 } DgWork;
 
@@ -55,6 +67,11 @@ extern Jsonb *dg_jsonb_from_jsonc(json_object *obj);
 extern bool dg_jsonc_parse_text(const char *text, size_t len, json_object **out, char **error);
 extern void dg_notify_change(const char *op, json_object *before, json_object *after);
 
+/* ---- hooks.c ---- */
+extern void dg_runner_start(DgHookRunner *r);
+extern bool dg_run_hook(void *arg, const DgHookCall *call, json_object **result, DgError *err);
+extern bool dg_check_functions(json_object *functions, Oid role, bool from_event, DgError *err);
+
 /* ---- event.c: Kafka records to operations ---- */
 
 typedef enum DgPayloadFormat
@@ -78,6 +95,7 @@ typedef struct DgEvent
 	char	   *name;
 	json_object *message;		/* owned */
 	DgOp		op;				/* borrows from message */
+	int			hops;			/* from the doppelganger-hops header */
 } DgEvent;
 
 struct DgKafkaRecord;
@@ -86,6 +104,11 @@ extern bool dg_topic_formats_parse(const char *setting, List **formats, char **e
 extern bool dg_event_decode(const struct DgKafkaRecord *rec, List *formats, DgEvent *ev,
 							DgError *err);
 extern void dg_event_free(DgEvent *ev);
+
+/* ---- outbox.c ---- */
+extern void dg_outbox_flush(DgWork *w);
+extern void dg_outbox_notification(json_object *thing);
+extern bool dg_outbox_pending(const char *application, const char *source);
 
 /* ---- deadletter.c ---- */
 extern void dg_dead_letter_insert(const struct DgKafkaRecord *rec, const char *application,

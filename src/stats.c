@@ -264,3 +264,16 @@ dg_partition_stats(PG_FUNCTION_ARGS)
 	}
 	return (Datum) 0;
 }
+
+/* Wake the relay (after a commit that wrote to the outbox). */
+void
+dg_relay_wake(void)
+{
+	Latch	   *latch;
+
+	if (shared == NULL)
+		return;
+	latch = shared->relay_latch;
+	if (latch)
+		SetLatch(latch);
+}

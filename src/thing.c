@@ -1155,3 +1155,72 @@ dg_waker_clear(json_object *thing, DgWakeReason why)
 	/* as upstream: "when" is not recomputed while other reasons remain */
 	waker_store(thing, dg_waker_when(thing), mask);
 }
+
+/* ---- who configured the code ---- */
+
+static void
+stamp_one(json_object *code, json_object *old, const char *role, json_object *functions)
+{
+	json_object *owner = NULL;
+	json_object *fn;
+
+	if (code == NULL || json_object_get_type(code) != json_type_object)
+		return;
+	/* code that did not change keeps its owner; new or changed code is the caller's */
+	if (old != NULL &&
+		dg_json_equal(json_object_object_get(code, "javaScript"), json_object_object_get(old, "javaScript")) &&
+		dg_json_equal(json_object_object_get(code, "function"), json_object_object_get(old, "function")) &&
+		dg_json_has(old, "owner", &owner) && owner != NULL)
+	{
+		dg_json_set(code, "owner", json_object_get(owner));
+		return;
+	}
+	if (!dg_json_has(code, "javaScript", NULL) && !dg_json_has(code, "function", NULL))
+		return;
+	dg_json_set(code, "owner", json_object_new_string(role));
+	if (dg_json_has(code, "function", &fn) && functions)
+		json_object_array_add(functions, json_object_get(fn));
+}
+
+static json_object *
+member(json_object *obj, const char *a, const char *b)
+{
+	json_object *v = NULL;
+
+	if (dg_json_has(obj, a, &v) && b)
+		dg_json_has(v, b, &v);
+	return v;
+}
+
+void
+dg_thing_stamp_owners(json_object *thing, json_object *current, const char *role,
+					  json_object *functions)
+{
+	static const char *const parts[] = {"changed", "timers", "deleting"};
+
+	for (int i = 0; i < 3; i++)
+	{
+		json_object *hooks = member(thing, "reconciliation", parts[i]);
+		json_object *old = member(current, "reconciliation", parts[i]);
+
+		if (dg_json_object_size(hooks) == 0)
+			continue;
+		json_object_object_foreach(hooks, name, hook)
+			stamp_one(hook, json_object_object_get(old, name), role, functions);
+	}
+	if (dg_json_object_size(dg_thing_section(thing, "syntheticState")) > 0)
+	{
+		json_object *old = dg_thing_section(current, "syntheticState");
+
+		json_object_object_foreach(dg_thing_section(thing, "syntheticState"), name, feature)
+			stamp_one(feature, json_object_object_get(old, name), role, functions);
+	}
+	if (dg_json_object_size(dg_thing_section(thing, "desiredState")) > 0)
+	{
+		json_object *old = dg_thing_section(current, "desiredState");
+
+		json_object_object_foreach(dg_thing_section(thing, "desiredState"), name, feature)
+			stamp_one(member(feature, "method", "code"),
+					  member(json_object_object_get(old, name), "method", "code"), role, functions);
+	}
+}
