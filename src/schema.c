@@ -864,7 +864,7 @@ resolve_ref(Compiler *c, SchemaNode *node)
 
 	if (ref[0] != '#')
 		return dg_fail(c->err, DG_ERR_INVALID,
-					   "$ref \"%s\" at \"%s\" is not supported: only references within the schema (\"#/...\") are",
+					   "$ref \"%s\" at \"%s\" is not supported: only references within the schema (\"#/...\") are allowed",
 					   ref, node->where);
 	pointer = percent_decode(ref + 1);
 	if (pointer == NULL || (pointer[0] != '\0' && pointer[0] != '/'))

@@ -173,6 +173,32 @@ canonical_string_map(json_object *in, const char *path, json_object **out,
 	return true;
 }
 
+/* "name" or "schema.name", each an unquoted SQL identifier. */
+static bool
+function_name_ok(const char *name)
+{
+	int			parts = 0;
+	const char *p = name;
+
+	for (;;)
+	{
+		const char *start = p;
+
+		if (!(isalpha((unsigned char) *p) || *p == '_'))
+			return false;
+		while (isalnum((unsigned char) *p) || *p == '_' || *p == '$')
+			p++;
+		if (p - start > 63)
+			return false;
+		parts++;
+		if (*p == '\0')
+			return true;
+		if (*p != '.' || parts == 2)
+			return false;
+		p++;
+	}
+}
+
 /*
  * Code is {"javaScript": "..."} or {"function": "schema.fn"}, plus the
  * system-kept "owner" (the role that configured it).
@@ -198,9 +224,10 @@ put_code(json_object *out, json_object *in, const char *path, DgError *err)
 		if (!put_string(out, "function", fn, path, err))
 			return false;
 		name = json_object_get_string(fn);
-		if (name[0] == '\0' || strlen(name) > 2 * 64 + 1)
+		if (!function_name_ok(name))
 			return dg_fail(err, DG_ERR_INVALID,
-						   "%s.function must name a function as \"schema.name\" or \"name\"", path);
+						   "%s.function must name a function as \"schema.name\" or \"name\" (unquoted identifiers), got \"%s\"",
+						   path, name);
 	}
 	if (dg_json_has(in, "owner", &owner) && owner != NULL &&
 		!put_string(out, "owner", owner, path, err))
