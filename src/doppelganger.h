@@ -91,6 +91,7 @@ typedef struct DgShared
 {
 	pid_t		launcher_pid;
 	Latch	   *relay_latch;	/* set by the relay; backends wake it at commit */
+	Latch	   *waker_latch;	/* likewise for the waker */
 	DgWorkerStat workers[DG_MAX_SLOTS];
 } DgShared;
 
@@ -104,7 +105,9 @@ extern void dg_worker_state(DgWorkerStat *w, const char *state);
 extern void dg_worker_error(DgWorkerStat *w, const char *message);
 extern void dg_worker_count(DgWorkerStat *w, uint64 events, uint64 dead_letters, uint64 conflicts);
 extern void dg_worker_partitions(DgWorkerStat *w, DgPartitionStat *parts, int n);
-extern void dg_relay_wake(void);
+#define DG_WAKE_RELAY_AT_COMMIT 1
+#define DG_WAKE_WAKER_AT_COMMIT 2
+extern void dg_wake_at_commit(int which);
 
 /* ---- worker.c: what every background worker does the same way ---- */
 extern DgWorkerStat *dg_worker_start(int slot, DgWorkerKind kind, const char *name);

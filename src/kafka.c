@@ -25,6 +25,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "miscadmin.h"
+#include "postmaster/interrupt.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -459,6 +460,8 @@ struct DgProducer
 	bool		brokers_down;
 	bool		failed;
 	char		why[256];
+	int			nfailed;		/* failed deliveries since the last flush */
+	rd_kafka_resp_err_t first_error;
 };
 
 static void
@@ -471,10 +474,8 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	p->deliveries[p->ndeliveries].id = (int64) (intptr_t) m->_private;
 	p->deliveries[p->ndeliveries].ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
 	p->ndeliveries++;
-	if (m->err)
-		ereport(LOG,
-				(errmsg("doppelganger relay: delivery to %s failed: %s",
-						rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err))));
+	if (m->err && p->nfailed++ == 0)
+		p->first_error = m->err;
 }
 
 static void
@@ -516,6 +517,13 @@ dg_producer_create(const char *client_id, int capacity)
 	set_conf(conf, "enable.idempotence", "true");
 	set_conf(conf, "linger.ms", "5");
 	set_conf(conf, "log.queue", "true");
+
+	/*
+	 * The relay waits for every record's report before it reads the outbox
+	 * again, so that a record still in flight is never sent twice; this
+	 * bounds that wait during an outage.
+	 */
+	set_conf(conf, "message.timeout.ms", "30000");
 	set_properties(conf, dg_kafka_properties);
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, producer_error_cb);
@@ -568,17 +576,26 @@ dg_producer_send(DgProducer *p, const char *topic, const char *key, size_t key_l
 }
 
 /*
- * Wait up to timeout_ms for every queued record to be reported; returns
- * the reports (in delivery order) through *deliveries.
+ * Wait until every queued record has been reported, delivered or failed
+ * (message.timeout.ms bounds this), and return the reports in delivery
+ * order.  Returning earlier would let the caller send a record again while
+ * its first copy may still arrive.  Interrupts are served meanwhile; on
+ * shutdown the records not yet reported stay in the outbox and may arrive
+ * twice, the one case of at-least-once delivery.
  */
 int
-dg_producer_flush(DgProducer *p, int timeout_ms, int64 **ids, bool **oks)
+dg_producer_flush(DgProducer *p, int64 **ids, bool **oks)
 {
 	int64	   *id = palloc(sizeof(int64) * (p->capacity + 1));
 	bool	   *ok = palloc(sizeof(bool) * (p->capacity + 1));
 	int			n;
 
-	rd_kafka_flush(p->rk, timeout_ms);
+	while (rd_kafka_flush(p->rk, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			break;
+	}
 	rd_kafka_poll(p->rk, 0);
 	n = p->ndeliveries;
 	for (int i = 0; i < n; i++)
@@ -586,12 +603,18 @@ dg_producer_flush(DgProducer *p, int timeout_ms, int64 **ids, bool **oks)
 		id[i] = p->deliveries[i].id;
 		ok[i] = p->deliveries[i].ok;
 	}
-	if (n > 0 && p->brokers_down)
+	if (p->nfailed > 0)
+		ereport(LOG,
+				(errmsg("doppelganger relay: %d of %d records were not delivered: %s",
+						p->nfailed, n, rd_kafka_err2str(p->first_error)),
+				 errdetail("They stay in the outbox and are sent again.")));
+	else if (n > 0 && p->brokers_down)
 	{
 		ereport(LOG, (errmsg("doppelganger relay: Kafka brokers are reachable again")));
 		p->brokers_down = false;
 	}
 	p->ndeliveries = 0;
+	p->nfailed = 0;
 	*ids = id;
 	*oks = ok;
 	return n;

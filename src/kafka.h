@@ -75,7 +75,7 @@ extern DgProducer *dg_producer_create(const char *client_id, int capacity);
 extern bool dg_producer_send(DgProducer *p, const char *topic, const char *key, size_t key_len,
 							 const char *value, size_t len, DgKafkaHeader *headers, int nheaders,
 							 int64 id);
-extern int	dg_producer_flush(DgProducer *p, int timeout_ms, int64 **ids, bool **oks);
+extern int	dg_producer_flush(DgProducer *p, int64 **ids, bool **oks);
 extern bool dg_producer_failed(DgProducer *p, char *why, size_t len);
 extern void dg_producer_close(DgProducer *p);
 

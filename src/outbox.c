@@ -38,19 +38,6 @@
 
 static SPIPlanPtr plan_insert;
 static SPIPlanPtr plan_pending;
-static bool wake_relay = false;
-static bool callback_registered = false;
-
-/* At commit, tell the relay there is something to deliver. */
-static void
-outbox_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT && wake_relay)
-		dg_relay_wake();
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
-		wake_relay = false;
-}
-
 static void
 insert_row(const char *kind, const char *application, const char *source,
 		   const char *target, const char *channel, json_object *message, int hops)
@@ -81,12 +68,7 @@ insert_row(const char *kind, const char *application, const char *source,
 	rc = SPI_execute_plan(plan_insert, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "writing to the outbox failed: %s", SPI_result_code_string(rc));
-	if (!callback_registered)
-	{
-		RegisterXactCallback(outbox_xact_callback, NULL);
-		callback_registered = true;
-	}
-	wake_relay = true;
+	dg_wake_at_commit(DG_WAKE_RELAY_AT_COMMIT);
 }
 
 static bool
@@ -119,16 +101,17 @@ too_many_hops(DgWork *w, const char *target, json_object *message, int hops)
 }
 
 static void
-notify_command(const char *application, json_object *cmd)
+notify_command(const char *application, const char *device, const char *channel,
+			   json_object *value)
 {
 	json_object *payload = json_object_new_object();
 	const char *text;
 	size_t		len;
 
 	dg_json_set(payload, "application", json_object_new_string(application));
-	dg_json_set(payload, "device", json_object_get(json_object_object_get(cmd, "device")));
-	dg_json_set(payload, "channel", json_object_get(json_object_object_get(cmd, "channel")));
-	dg_json_set(payload, "payload", json_object_get(json_object_object_get(cmd, "payload")));
+	dg_json_set(payload, "device", json_object_new_string(device));
+	dg_json_set(payload, "channel", channel ? json_object_new_string(channel) : NULL);
+	dg_json_set(payload, "payload", json_object_get(value));
 	text = dg_json_text(payload, &len);
 	PG_TRY();
 	{
@@ -137,7 +120,7 @@ notify_command(const char *application, json_object *cmd)
 		else
 			ereport(WARNING,
 					(errmsg("doppelganger: a command for device \"%s\" is too large for NOTIFY (%zu bytes)",
-							json_object_get_string(json_object_object_get(cmd, "device")), len),
+							device, len),
 					 errhint("Configure Kafka (doppelganger.kafka_brokers) for large commands.")));
 	}
 	PG_FINALLY();
@@ -145,6 +128,33 @@ notify_command(const char *application, json_object *cmd)
 		json_object_put(payload);
 	}
 	PG_END_TRY();
+}
+
+/* For the relay: a command row whose topic was switched off meanwhile. */
+void
+dg_outbox_notify_command(const char *application, const char *device,
+						 const char *channel, const char *payload)
+{
+	json_object *value = NULL;
+	char	   *error;
+
+	if (payload && !dg_jsonc_parse_text(payload, strlen(payload), &value, &error))
+		elog(ERROR, "a command in the outbox is not JSON: %s", error);
+	PG_TRY();
+	{
+		notify_command(application, device, channel, value);
+	}
+	PG_FINALLY();
+	{
+		json_object_put(value);
+	}
+	PG_END_TRY();
+}
+
+static bool
+commands_to_kafka(void)
+{
+	return kafka_configured() && dg_commands_topic != NULL && dg_commands_topic[0] != '\0';
 }
 
 /*
@@ -177,13 +187,14 @@ dg_outbox_flush(DgWork *w)
 	{
 		json_object *c = json_object_array_get_idx(m->commands, i);
 
-		if (kafka_configured())
-			insert_row("command", application, source,
-					   json_object_get_string(json_object_object_get(c, "device")),
-					   json_object_get_string(json_object_object_get(c, "channel")),
-					   json_object_object_get(c, "payload"), 0);
+		const char *device = json_object_get_string(json_object_object_get(c, "device"));
+		const char *channel = json_object_get_string(json_object_object_get(c, "channel"));
+		json_object *payload = json_object_object_get(c, "payload");
+
+		if (commands_to_kafka())
+			insert_row("command", application, source, device, channel, payload, 0);
 		else
-			notify_command(application, c);
+			notify_command(application, device, channel, payload);
 	}
 	json_object_put(m->outbox);
 	json_object_put(m->commands);

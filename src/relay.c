@@ -186,6 +186,7 @@ publish(Row *rows, int n)
 	int			reported;
 	int			prefix = 0;
 	char		now[64];
+	bool	   *local = palloc0(sizeof(bool) * n);
 
 	dg_time_format(dg_now(), now);
 	for (int i = 0; i < n; i++)
@@ -222,18 +223,28 @@ publish(Row *rows, int n)
 			h[nh++] = hdr("application", r->application);
 			h[nh++] = hdr("thing", r->target);
 		}
-		if (topic == NULL || topic[0] == '\0' ||
-			!dg_producer_send(producer, topic, key, strlen(key), r->message,
+		if (topic == NULL || topic[0] == '\0')
+		{
+			/*
+			 * Its topic was switched off after the row was written: a command
+			 * goes out as NOTIFY, a notification is no longer wanted.
+			 */
+			if (strcmp(r->kind, "command") == 0)
+				dg_outbox_notify_command(r->application, r->target, r->channel, r->message);
+			local[i] = true;
+			continue;
+		}
+		if (!dg_producer_send(producer, topic, key, strlen(key), r->message,
 							  r->message ? strlen(r->message) : 0, h, nh, r->id))
 			break;
 	}
-	reported = dg_producer_flush(producer, 10000, &ids, &oks);
+	reported = dg_producer_flush(producer, &ids, &oks);
 	/* rows are delivered in order; stop at the first one that was not */
 	for (prefix = 0; prefix < n; prefix++)
 	{
-		bool		delivered = false;
+		bool		delivered = local[prefix];
 
-		for (int j = 0; j < reported; j++)
+		for (int j = 0; j < reported && !delivered; j++)
 			if (ids[j] == rows[prefix].id)
 				delivered = oks[j];
 		if (!delivered)

@@ -414,6 +414,8 @@ write_thing(DgWork *w)
 	}
 	new_version(w->thing, generation_of(w->stored) + 1);
 	dg_thing_to_row(w->thing, &row, w->stored, w->row);
+	if (row.has_waker)
+		dg_wake_at_commit(DG_WAKE_WAKER_AT_COMMIT);
 	row.ctid = w->row->ctid;
 	if (w->writer)
 		dg_writer_update(w->writer, &row);
@@ -546,6 +548,8 @@ dg_work_create(DgWork *w, DgError *err)
 	dg_json_set(md, "creationTimestamp", dg_time_json(w->now));
 	new_version(w->thing, 1);
 	dg_thing_to_row(w->thing, &row, NULL, NULL);
+	if (row.has_waker)
+		dg_wake_at_commit(DG_WAKE_WAKER_AT_COMMIT);
 	if (!dg_store_insert(&row))
 		return dg_fail(err, DG_ERR_EXISTS, "thing \"%s\" of application \"%s\" already exists",
 					   dg_thing_name(w->stored), dg_thing_application(w->stored));

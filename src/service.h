@@ -108,6 +108,8 @@ extern void dg_event_free(DgEvent *ev);
 /* ---- outbox.c ---- */
 extern void dg_outbox_flush(DgWork *w);
 extern void dg_outbox_notification(json_object *thing);
+extern void dg_outbox_notify_command(const char *application, const char *device,
+									 const char *channel, const char *payload);
 extern bool dg_outbox_pending(const char *application, const char *source);
 
 /* ---- deadletter.c ---- */

@@ -17,6 +17,7 @@
 
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -265,15 +266,42 @@ dg_partition_stats(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Wake the relay (after a commit that wrote to the outbox). */
-void
-dg_relay_wake(void)
-{
-	Latch	   *latch;
+static int	wake_pending = 0;
+static bool wake_callback = false;
 
-	if (shared == NULL)
-		return;
-	latch = shared->relay_latch;
+static void
+wake(Latch *latch)
+{
 	if (latch)
 		SetLatch(latch);
+}
+
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && shared != NULL)
+	{
+		if (wake_pending & DG_WAKE_RELAY_AT_COMMIT)
+			wake(shared->relay_latch);
+		if (wake_pending & DG_WAKE_WAKER_AT_COMMIT)
+			wake(shared->waker_latch);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		wake_pending = 0;
+}
+
+/*
+ * Wake the relay or the waker when this transaction commits: it wrote to
+ * the outbox, or set a thing's wake-up time, which may be earlier than the
+ * waker planned to look again.
+ */
+void
+dg_wake_at_commit(int which)
+{
+	if (!wake_callback)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_callback = true;
+	}
+	wake_pending |= which;
 }

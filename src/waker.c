@@ -173,13 +173,24 @@ wake_batch(void *arg)
 	dg_store_end(&save);
 }
 
+static void
+waker_exit(int code, Datum arg)
+{
+	DgShared   *sh = dg_shared();
+
+	if (sh->waker_latch == MyLatch)
+		sh->waker_latch = NULL;
+}
+
 void
 dg_waker_main(Datum arg)
 {
 	MemoryContext loop_cxt;
 
 	stat = dg_worker_start(DatumGetInt32(arg), DG_WORKER_WAKER, "doppelganger waker");
+	before_shmem_exit(waker_exit, (Datum) 0);
 	dg_worker_wait_for_extension();
+	dg_shared()->waker_latch = MyLatch;
 	dg_worker_state(stat, "waking");
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "doppelganger waker", ALLOCSET_DEFAULT_SIZES);
 

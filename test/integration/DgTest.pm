@@ -11,8 +11,10 @@ use JSON::PP;
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 use IPC::Open2;
+use Time::Local qw(timegm);
 
-our @EXPORT = qw(free_port json_decode json_encode patch_apply poll_until produce);
+# sleep and time are Time::HiRes's: tests wait for fractions of a second
+our @EXPORT = qw(consume free_port json_decode json_encode patch_apply poll_until produce sleep time);
 
 my $PGBIN = '/usr/lib/postgresql/15/bin';
 my $JSON = JSON::PP->new->canonical->allow_nonref;
@@ -33,6 +35,15 @@ sub free_port
 		return $port;
 	}
 	die "no free port";
+}
+
+# Seconds since the epoch of an RFC 3339 UTC timestamp.
+sub time_of
+{
+	my ($ts) = @_;
+	my ($y, $mo, $d, $h, $mi, $s, $frac) = $ts =~ /^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)(\.\d+)?Z$/
+	  or return undef;
+	return timegm($s, $mi, $h, $d, $mo - 1, $y) + ($frac // 0);
 }
 
 # Wait until $check->() returns true; returns its last value.
@@ -234,6 +245,29 @@ sub produce
 		print $fh (defined $r->[0] ? $r->[0] : ''), "\x01", $r->[1], "\x02";
 	}
 	close $fh or die "kcat failed: $?";
+}
+
+# consume($broker, $topic, $count, $timeout): the topic's records from the
+# beginning, through kcat, once there are at least $count of them; each a hash
+# with topic, partition, offset, key, payload and headers (a hash).
+sub consume
+{
+	my ($broker, $topic, $count, $timeout) = @_;
+	my @records;
+	poll_until(sub {
+		@records = ();
+		open my $fh, '-|', 'kcat', '-C', '-b', $broker->bootstrap, '-t', $topic, '-o', 'beginning',
+			'-e', '-J', '-q' or die "kcat: $!";
+		while (my $line = <$fh>)
+		{
+			my $r = json_decode($line);
+			$r->{headers} = { @{ $r->{headers} // [] } };
+			push @records, $r;
+		}
+		close $fh;
+		return @records >= $count;
+	}, $timeout // 30);
+	return sort { $a->{partition} <=> $b->{partition} || $a->{offset} <=> $b->{offset} } @records;
 }
 
 # Wait until the stored offsets of the group account for $count records.
