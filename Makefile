@@ -39,13 +39,19 @@ $(PURE_SRCS:.c=.o): CFLAGS += -Wno-declaration-after-statement
 $(DUK_DIR)/duk_config.h: $(DUK_SRC)/duk_config.h
 	@mkdir -p $(DUK_DIR)
 	sed -e 's|^#undef DUK_USE_EXEC_TIMEOUT_CHECK$$|extern int dg_duk_exec_timeout(void *udata);\n#define DUK_USE_EXEC_TIMEOUT_CHECK(udata) dg_duk_exec_timeout(udata)|' \
-		-e 's|^#undef DUK_USE_INTERRUPT_COUNTER$$|#define DUK_USE_INTERRUPT_COUNTER|' $< > $@.tmp
+		-e 's|^#undef DUK_USE_INTERRUPT_COUNTER$$|#define DUK_USE_INTERRUPT_COUNTER|' \
+		-e 's|^#undef DUK_USE_JSON_STRINGIFY_FASTPATH$$|#define DUK_USE_JSON_STRINGIFY_FASTPATH|' $< > $@.tmp
 	grep -q 'define DUK_USE_EXEC_TIMEOUT_CHECK' $@.tmp && grep -q 'define DUK_USE_INTERRUPT_COUNTER' $@.tmp
+	grep -q 'define DUK_USE_JSON_STRINGIFY_FASTPATH' $@.tmp
 	mv $@.tmp $@
 $(DUK_DIR)/duktape.h: $(DUK_SRC)/duktape.h $(DUK_DIR)/duk_config.h
 	cp $< $@
+# The regexp matcher never consults the timeout hook: make it, every 64k
+# steps, so that a backtracking pattern ends at the deadline too.
 $(DUK_DIR)/duktape.c: $(DUK_SRC)/duktape.c $(DUK_DIR)/duktape.h
-	cp $< $@
+	perl -pe 's|^(\s*)re_ctx->steps_count\+\+;$$|$$&\n$$1if ((re_ctx->steps_count & 0xffffUL) == 0 \&\& DUK_USE_EXEC_TIMEOUT_CHECK(re_ctx->thr->heap->heap_udata)) { DUK_ERROR_RANGE(re_ctx->thr, "execution timeout"); DUK_WO_NORETURN(return NULL;); }|' $< > $@.tmp
+	grep -q 'steps_count & 0xffffUL' $@.tmp
+	mv $@.tmp $@
 # third-party code: its warnings are not ours to fix
 $(DUK_OBJ): $(DUK_DIR)/duktape.c
 	$(CC) $(filter-out -W%,$(CFLAGS)) -w -fPIC -O2 -I$(DUK_DIR) -c -o $@ $<

@@ -24,60 +24,10 @@ THINGS=${2:-20000}
 WORKERS=2
 DIR=/tmp/doppelganger-bench-ingest
 PORT=55435
-BROKER_LOG=$DIR.broker
 
 dg_install_packages
 dg_build
-
-now_ms() { date +%s%3N; }
-psql_() { as_postgres psql -XAtq -h "$DIR" -p "$PORT" -d postgres "$@"; }
-
-# a fresh broker and cluster for each phase, so no phase warms another's caches
-start() {
-	local batch=$1
-	"$DG_ROOT/tools/bin/dg-broker" -t events:32 >"$BROKER_LOG" 2>&1 </dev/null &
-	BROKER_PID=$!
-	for _ in $(seq 50); do [ -s "$BROKER_LOG" ] && break; sleep 0.1; done
-	BOOTSTRAP=$(head -1 "$BROKER_LOG")
-	dg_cluster_start "$DIR" "$PORT" "fsync = on" "synchronous_commit = on" \
-		"shared_buffers = 512MB" "max_wal_size = 4GB" \
-		"doppelganger.kafka_brokers = '$BOOTSTRAP'" "doppelganger.processor_workers = $WORKERS" \
-		"doppelganger.batch_size = $batch" "doppelganger.batch_timeout = 100" \
-		"doppelganger.kafka_properties = 'fetch.min.bytes=100000;fetch.wait.max.ms=20'"
-	psql_ -c "CREATE EXTENSION doppelganger"
-	# measure ingest, not the consumer group's first join
-	for _ in $(seq 600); do
-		[ "$(psql_ -c "SELECT count(*) FROM doppelganger.dt_partitions")" = 32 ] && break
-		sleep 0.1
-	done
-}
-
-stop() {
-	dg_cluster_stop "$DIR"
-	kill "$BROKER_PID" 2>/dev/null || true
-	wait "$BROKER_PID" 2>/dev/null || true
-}
-trap stop EXIT
-
-# create n things named bench/device0.. in bulk (the API would do, slower)
-make_things() {
-	psql_ -c "INSERT INTO doppelganger.things (application, name, uid, creation_timestamp,
-	              generation, resource_version)
-	          SELECT 'bench', 'device' || i, gen_random_uuid(), now(), 1, gen_random_uuid()
-	          FROM generate_series(0, $1 - 1) i" -c "VACUUM ANALYZE doppelganger.things"
-}
-
-consumed() { psql_ -c "SELECT coalesce(sum(next_offset), 0) FROM doppelganger.offsets"; }
-
-# produce $1 events over $2 things; print events/s until all are committed
-stream() {
-	local events=$1 things=$2 t0 t1
-	t0=$(now_ms)
-	"$DG_ROOT/tools/bin/dg-fleet" -b "$BOOTSTRAP" -t events -a bench -n "$things" -c "$events" -r 0 -q >/dev/null
-	while [ "$(consumed)" -lt "$events" ]; do sleep 0.05; done
-	t1=$(now_ms)
-	awk -v n="$events" -v ms=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1000 / ms }'
-}
+. "$(dirname "$0")/kafka.sh"
 
 processor_rss_kb() {
 	local pid

@@ -243,7 +243,8 @@ typedef struct DgHookCall
 
 /*
  * Runs one hook.  On success *result is the context object after the run
- * (for a synthetic: {"value": <completion value>}), owned by the caller.
+ * but for its currentState, which nothing reads back (for a synthetic:
+ * {"value": <completion value>}), owned by the caller.
  * A failure must name the hook in err (DG_ERR_HOOK or a precise kind).
  */
 typedef bool (*DgRunHook) (void *arg, const DgHookCall *call,

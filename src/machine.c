@@ -423,6 +423,8 @@ run_timers(DgMachine *m, json_object *current, json_object **thing, DgError *err
 			dg_json_set(timer, "lastRun", dg_time_json(m->now));
 			if (logs)
 				dg_json_set(timer, "lastLog", logs);
+			else
+				json_object_object_del(timer, "lastLog");
 			next = next_boundary(started, period, m->now);
 		}
 		else

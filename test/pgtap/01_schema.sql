@@ -1,6 +1,6 @@
 -- The schema: table, columns, indexes and the functions of the contract.
 BEGIN;
-SELECT plan(57);
+SELECT plan(62);
 
 SELECT has_schema('doppelganger');
 SELECT has_table('doppelganger', 'things', 'things are stored in doppelganger.things');
@@ -67,6 +67,12 @@ SELECT columns_are('doppelganger', 'dead_letters', ARRAY['id', 'topic', 'partiti
 SELECT col_type_is('doppelganger', 'dead_letters', 'payload', 'bytea', 'payloads are kept byte for byte');
 SELECT has_index('doppelganger', 'dead_letters', 'dead_letters_pending', 'id');
 SELECT has_function('doppelganger', 'dt_replay_dead_letters', ARRAY['bigint[]']);
+SELECT has_table('doppelganger', 'outbox', 'the outbox is a table');
+SELECT columns_are('doppelganger', 'outbox', ARRAY['id', 'kind', 'application', 'source', 'target',
+    'channel', 'message', 'hops', 'created_at']);
+SELECT col_is_pk('doppelganger', 'outbox', 'id', 'outbox rows are delivered in id order');
+SELECT has_index('doppelganger', 'outbox', 'outbox_source', ARRAY['application', 'source']);
+SELECT table_privs_are('doppelganger', 'outbox', 'public', ARRAY[]::text[], 'PUBLIC has no privilege on the outbox');
 SELECT has_view('doppelganger', 'dt_stats', 'dt_stats shows the workers');
 SELECT has_view('doppelganger', 'dt_partitions', 'dt_partitions shows the partitions');
 SELECT columns_are('doppelganger', 'dt_stats', ARRAY['worker', 'kind', 'pid', 'state', 'events',

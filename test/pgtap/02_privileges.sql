@@ -1,7 +1,7 @@
 -- Privileges: nothing is open to PUBLIC; a role allowed to call the API
 -- needs no privilege on the table, because the store writes as its owner.
 BEGIN;
-SELECT plan(12);
+SELECT plan(15);
 
 CREATE ROLE dg_tap_nobody;
 CREATE ROLE dg_tap_user;
@@ -28,6 +28,16 @@ SELECT is(doppelganger.dt_get_thing('tap', 'p') #>> '{metadata,name}', 'p', 'and
 SELECT throws_ok($$UPDATE doppelganger.things SET generation = 1$$, '42501', NULL, 'but cannot bypass the API');
 SELECT is(current_user::text, 'dg_tap_user', 'the caller''s identity is restored after the call');
 RESET ROLE;
+-- hooks: the configuring role becomes the owner; what they send reaches the outbox
+SET LOCAL ROLE dg_tap_user;
+SELECT is(doppelganger.dt_set_reconciliation('tap', 'p',
+          '{"changed": {"tell": {"javaScript": "sendMerge(\"q\", {reportedState: {seen: {value: 1}}})"}}}')
+          #>> '{reconciliation,changed,tell,owner}', 'dg_tap_user', 'a hook is owned by the role that configured it');
+SELECT lives_ok($$SELECT doppelganger.dt_report_state('tap', 'p', '{"v": 2}')$$,
+                'a hook sends without privileges on the outbox');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM doppelganger.outbox WHERE source = 'p' AND target = 'q' AND kind = 'event'), 2,
+          'its events are in the outbox (one per run: the configuration and the report)');
 -- an error inside the API also restores the identity
 SET LOCAL ROLE dg_tap_user;
 SELECT throws_ok($$SELECT doppelganger.dt_report_state('tap', 'nosuch', '{}')$$, 'PT404');

@@ -381,16 +381,35 @@ test_hook_context(void)
 	is_int(int_at(r, "/newState/reportedState/temp/value"), 42, "changed hook: newState edit round trips");
 	is_str(str_at(r, "/newState/metadata/labels/seen"), "changed", "changed hook: context.action is changed");
 	is_str(str_at(r, "/newState/reportedState/fresh/value"), "new", "changed hook: a new feature round trips");
-	is_int(int_at(r, "/currentState/reportedState/temp/value"), 1, "changed hook: currentState as given");
+	ok(!has_at(r, "/currentState"), "changed hook: the currentState is not read back");
 	is_json(at(r, "/outbox"), "[]", "changed hook: empty outbox stays");
 	json_object_put(r);
 
-	/* a script that does nothing gives the context back unchanged */
+	/*
+	 * A script that does nothing gives the context back unchanged, but for
+	 * currentState, and for newState, which is left out when unchanged.
+	 */
 	ctx = J(HOOK_CTX);
+	json_object_object_del(ctx, "currentState");
+	json_object_object_del(ctx, "newState");
 	r = run_ok(DG_ACTION_CHANGED, "1;", HOOK_CTX);
 	ok(r && dg_json_equal(r, ctx), "a script that does nothing returns its context unchanged");
 	json_object_put(r);
 	json_object_put(ctx);
+
+	r = run_ok(DG_ACTION_CHANGED,
+			   "var c = context.currentState; log(c.reportedState.temp.value); c.x = 1;"
+			   " log(context.currentState.x); context.currentState = 5; log(context.currentState);"
+			   " log(Object.keys(context).join());", HOOK_CTX);
+	is_json(at(r, "/logs"), "['1', '1', '5', 'currentState,newState,action,outbox,logs']",
+			"currentState, decoded when first read, behaves as a plain property");
+	json_object_put(r);
+	r = run_ok(DG_ACTION_CHANGED, "context.newState.reportedState.temp.value = 2;", HOOK_CTX);
+	ok(r && !has_at(r, "/newState"), "a newState assigned its own values reads back as unchanged");
+	json_object_put(r);
+	r = run_ok(DG_ACTION_CHANGED, "context.newState.reportedState.temp.value = 2.5;", HOOK_CTX);
+	ok(r && has_at(r, "/newState/metadata"), "a changed newState reads back whole");
+	json_object_put(r);
 
 	r = run_ok(DG_ACTION_CHANGED, "log('a'); log(42); log(null); log({x: 1});", HOOK_CTX);
 	is_json(at(r, "/logs"), "['a', '42', 'null', '[object Object]']", "log() appends strings to context.logs");
@@ -551,6 +570,21 @@ test_isolation_and_cache(void)
 	is_json(at(r, "/logs"), "['undefined undefined undefined function']",
 			"globals, builtins and helpers do not leak into the next run");
 	json_object_put(r);
+	r = run_ok(DG_ACTION_CHANGED,
+			   "Object.prototype.polluted = 3; Array.prototype.first = 1; JSON.stringify = null;"
+			   " log = null; Math.PI = 3; log(typeof ({}).polluted + ' ' + typeof [].first + ' '"
+			   " + typeof JSON.stringify + ' ' + Math.PI.toFixed(2));", HOOK_CTX);
+	is_json(at(r, "/logs"), "['undefined undefined function 3.14']",
+			"builtins and helpers are read-only: assigning to them fails silently, in the run too");
+	json_object_put(r);
+	r = run_ok(DG_ACTION_CHANGED,
+			   "Object.defineProperty(this, 'sticky', {value: 1}); function f() {} this.g = f;", HOOK_CTX);
+	ok(r != NULL, "a script that defines a global that cannot be deleted runs");
+	json_object_put(r);
+	r = run_ok(DG_ACTION_CHANGED, "log(typeof sticky + ' ' + typeof f + ' ' + typeof g);", HOOK_CTX);
+	is_json(at(r, "/logs"), "['undefined undefined undefined']",
+			"... and the next run gets a new environment without it");
+	json_object_put(r);
 	r = run_ok(DG_ACTION_SYNTHETIC, "var g = 5; g", SYN_CTX);
 	json_object_put(r);
 	r = run_ok(DG_ACTION_SYNTHETIC, "typeof g", SYN_CTX);
@@ -610,7 +644,7 @@ check_fail(DgHookAction action, const char *name, const char *source, const char
 	ok(!res && r == NULL && err.kind == DG_ERR_HOOK && contains(err.message, want1) &&
 	   (want2 == NULL || contains(err.message, want2)), "%s", what);
 	if (res)
-		diag("succeeded with %s", r ? dg_json_text(r, NULL) : "null");
+		diag("succeeded with %.200s", r ? dg_json_text(r, NULL) : "null");
 	else if (!contains(err.message, want1) || (want2 && !contains(err.message, want2)) ||
 			 err.kind != DG_ERR_HOOK)
 		diag("error %d: %s", err.kind, err.message);
@@ -743,8 +777,11 @@ test_errors(void)
 
 /*
  * Output JSON cannot hold, and input the budget cannot hold.  These must
- * fail as errors of the hook; the engine must stay (an engine dropped by the
- * fatal handler is never freed, see the report in the commit message).
+ * fail as errors of the hook, saying why; the engine must stay.  Should
+ * script.c decode or encode the context outside a protected call, the error
+ * reaches Duktape's fatal handler, which drops the heap without freeing it:
+ * valgrind then reports one lost heap per case.  Set DG_TEST_SKIP_ENGINE_DROP
+ * to leave these cases out (to check the rest of the program for leaks).
  */
 static void
 test_unencodable(void)
@@ -764,7 +801,12 @@ test_unencodable(void)
 			   "changed hook \"tojson\"", "ran longer than the hook timeout",
 			   "an endless toJSON stops as a timeout");
 
-	/* a context bigger than the heap budget: two copies of a 600 kB string, 1 MB budget */
+	/*
+	 * A context bigger than the heap budget: two copies of a 600 kB string,
+	 * 1 MB budget.  On a fresh heap, so that no garbage of earlier runs can
+	 * make room (see test_memory_history).
+	 */
+	dg_script_reset();
 	big = malloc(2 * n + 200);
 	o = (size_t) sprintf(big, "{'currentState': {'big': '");
 	memset(big + o, 'x', n);
@@ -778,6 +820,37 @@ test_unencodable(void)
 			   "a context larger than the memory budget fails with a memory error");
 	free(big);
 	check_usable("an oversized context");
+}
+
+/*
+ * The memory budget of a run must not depend on earlier runs.  Each run's
+ * thread (its fresh global environment) is cyclic garbage once the run
+ * ends, so everything the run allocated survives until Duktape's next
+ * mark-and-sweep; the budget, counted from the heap's size at the start of
+ * the next run, then also covers that garbage, which the next run's
+ * collections free for it to use.
+ */
+static void
+test_memory_history(void)
+{
+	const char *two_mb = "var a = [], s = new Array(1000).join('x');"
+		" for (var i = 0; i < 2000; i++) a.push(s + i); context.n = a.length;";
+	DgScriptLimits lim;
+	json_object *r = NULL;
+	DgError		err;
+
+	dg_script_reset();
+	lim = limits_ms(10000, 1 * MB);
+	check_fail(DG_ACTION_CHANGED, "twomb", two_mb, HOOK_CTX, &lim, "used more than the 1024 kB", NULL,
+			   "fresh heap: 2 MB of strings exceed a 1 MB budget");
+	lim = limits_ms(10000, 4 * MB);
+	ok(run_js_lim(DG_ACTION_CHANGED, "twomb", two_mb, HOOK_CTX, &lim, &r, &err) && int_at(r, "/n") == 2000,
+	   "with a 4 MB budget they fit");
+	json_object_put(r);
+	lim = limits_ms(10000, 1 * MB);
+	check_fail(DG_ACTION_CHANGED, "twomb", two_mb, HOOK_CTX, &lim, "used more than the 1024 kB", NULL,
+			   "right after a run that used 2 MB, they still exceed a 1 MB budget");
+	check_usable("the budget tests");
 }
 
 /* ---- part 2: the machine with the JavaScript runner ---- */
@@ -834,7 +907,7 @@ create_at(DgMachine *m, const char *text, dg_time now, DgError *err)
 	machine_init(m, now);
 	r = reconcile(m, empty, thing, err);
 	if (r == NULL)
-		diag("create failed: %s", err->message);
+		diag("machine error: %s", err->message);
 	json_object_put(thing);
 	json_object_put(empty);
 	return r;
@@ -1083,8 +1156,6 @@ test_machine_changed_js(void)
 				  " {'javaScript': 'context.newState.reportedState.x = 5;'}}}}", NOW, &err);
 	ok(t == NULL && err.kind == DG_ERR_HOOK && contains(err.message, "changed hook \"inv\"") &&
 	   contains(err.message, "invalid newState"), "a hook returning an invalid newState fails (DG_ERR_HOOK)");
-	if (t == NULL)
-		diag("message: %s", err.message);
 	json_object_put(t);
 	dg_machine_reset(&m);
 	t = create_at(&m, "{" MD ", 'reconciliation': {'changed': {'num': {'javaScript': 'context = 5;'}}}}",
@@ -1476,6 +1547,7 @@ main(void)
 	test_when_value_changed();
 	test_isolation_and_cache();
 	test_errors();
+	test_memory_history();
 	if (getenv("DG_TEST_SKIP_ENGINE_DROP") == NULL)
 		test_unencodable();
 	else
