@@ -9,7 +9,7 @@ PURE_SRCS = src/json.c src/time.c src/patch.c src/thing.c src/ops.c \
 EDGE_SRCS = src/doppelganger.c src/api.c src/service.c src/store.c \
 	src/pgjson.c src/selector.c src/convert.c src/stats.c src/kafka.c \
 	src/event.c src/deadletter.c src/processor.c src/launcher.c src/hooks.c \
-	src/outbox.c src/worker.c src/relay.c src/waker.c
+	src/outbox.c src/worker.c src/relay.c src/waker.c src/acl.c
 # Duktape, compiled from the source Debian ships (duktape-dev) with a config
 # that enables the execution-timeout hook Debian's shared library lacks.
 DUK_SRC = /usr/share/duktape

@@ -269,9 +269,62 @@ COMMENT ON COLUMN doppelganger.outbox.hops IS 'how many event handovers led here
 SELECT pg_catalog.pg_extension_config_dump('doppelganger.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('doppelganger.outbox_id_seq', '');
 
+/* ---- per-application access ---- */
+
 /*
- * Nobody but the owner may touch the table or call the API until granted;
+ * Who may read or write the things of an application.  Every dt_* function
+ * checks it for its caller, and so does the row-level security of
+ * doppelganger.things for direct reads.  The owner of doppelganger.things
+ * and superusers need no grant.
+ */
+CREATE TABLE doppelganger.grants (
+    application     text NOT NULL,
+    grantee         oid NOT NULL,
+    privilege       text NOT NULL CHECK (privilege IN ('read', 'write')),
+    PRIMARY KEY (application, grantee, privilege)
+);
+COMMENT ON TABLE doppelganger.grants IS
+    'Read or write on an application (''*'': all) for a role (0: PUBLIC); write includes read';
+SELECT pg_catalog.pg_extension_config_dump('doppelganger.grants', '');
+
+CREATE FUNCTION doppelganger.dt_grant(application text, role name, privilege text DEFAULT 'write')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dg_grant'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_grant(text, name, text) IS
+    'give a role (or "public") read or write on an application, or on "*" (all); true if it is new';
+
+CREATE FUNCTION doppelganger.dt_revoke(application text, role name, privilege text DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dg_revoke'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION doppelganger.dt_revoke(text, name, text) IS
+    'take back write, read (and with it write) or, with NULL, both; true if the role had it';
+
+CREATE FUNCTION doppelganger.dt_can(application text, privilege text DEFAULT 'read')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dg_can'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION doppelganger.dt_can(text, text) IS
+    'whether the current role may read (or write) the things of an application';
+
+CREATE VIEW doppelganger.dt_grants AS
+    SELECT g.application,
+           CASE WHEN g.grantee = 0 THEN 'public' ELSE coalesce(r.rolname::text, g.grantee::text) END AS role,
+           g.privilege
+    FROM doppelganger.grants g LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee;
+COMMENT ON VIEW doppelganger.dt_grants IS 'the grants, with role names';
+
+/* direct reads of the table see the applications the reader may read */
+ALTER TABLE doppelganger.things ENABLE ROW LEVEL SECURITY;
+CREATE POLICY things_by_application ON doppelganger.things FOR SELECT
+    USING (doppelganger.dt_can(application, 'read'));
+
+/*
+ * Nobody but the owner may touch the tables or call the API until granted;
  * the functions store as the table's owner, so callers need EXECUTE only.
  */
 REVOKE ALL ON ALL TABLES IN SCHEMA doppelganger FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA doppelganger FROM PUBLIC;
+/* the policy calls it as the reader; it only answers about the caller */
+GRANT EXECUTE ON FUNCTION doppelganger.dt_can(text, text) TO PUBLIC;

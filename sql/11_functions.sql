@@ -44,6 +44,7 @@ CREATE ROLE dg_hook_author;
 GRANT USAGE ON SCHEMA doppelganger TO dg_hook_author;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA doppelganger TO dg_hook_author;
 GRANT EXECUTE ON FUNCTION public.peek(jsonb) TO dg_hook_author;
+SELECT dt_grant('default', 'dg_hook_author', 'write');
 REVOKE EXECUTE ON FUNCTION public.tag_hot(jsonb) FROM PUBLIC;
 SET ROLE dg_hook_author;
 -- a role cannot configure a function it may not execute
@@ -62,5 +63,6 @@ RESET ROLE;
 REVOKE SELECT ON public.secrets FROM dg_hook_author;
 SELECT expect_error($$SELECT dt_report_state('default', 'fn', '{"temperature": 41}')$$);
 SELECT dt_set_reconciliation('default', 'fn', '{}') IS NOT NULL;
+SELECT dt_revoke('default', 'dg_hook_author');
 DROP OWNED BY dg_hook_author;
 DROP ROLE dg_hook_author;

@@ -116,6 +116,20 @@ extern void dg_worker_nap(int ms);
 extern bool dg_worker_transaction(void (*fn) (void *), void *arg);
 extern void dg_worker_wait_for_extension(void);
 
+/* ---- acl.c: per-application grants ---- */
+
+/* as dg.h's DG_MAX_APPLICATION_LEN, which this header cannot include */
+#define DG_MAX_APPLICATION 64
+
+typedef enum DgPrivilege
+{
+	DG_PRIV_READ,
+	DG_PRIV_WRITE
+} DgPrivilege;
+
+extern bool dg_acl_allowed(const char *application, DgPrivilege privilege);
+extern void dg_acl_require(const char *application, DgPrivilege privilege);
+
 /* ---- store.c ---- */
 
 /* The JSON columns of a row, in table order. */
@@ -173,6 +187,7 @@ typedef struct DgStoreSave
 
 extern void dg_store_begin(DgStoreSave *save);
 extern void dg_store_end(DgStoreSave *save);
+extern Oid	dg_store_owner(void);
 extern bool dg_store_exists(const char *application, const char *name);
 extern bool dg_store_load(const char *application, const char *name, bool lock, DgRow *row);
 extern bool dg_store_insert(DgRow *row);
@@ -218,6 +233,7 @@ typedef struct DgRequest
 	const char *expected_version;	/* NULL: no precondition */
 } DgRequest;
 
+extern void dg_service_check_application(const char *application);
 extern Jsonb *dg_service_create(Jsonb *thing);
 extern Jsonb *dg_service_get(const char *application, const char *name);
 extern Jsonb *dg_service_update(DgRequest *req);

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "commands/async.h"
+#include "tcop/utility.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/acl.h"
@@ -322,6 +323,31 @@ check_identity(const char *application, const char *name)
 		dg_raise(&err);
 }
 
+StaticAssertDecl(DG_MAX_APPLICATION == DG_MAX_APPLICATION_LEN,
+				 "doppelganger.h and dg.h agree on the longest application name");
+
+void
+dg_service_check_application(const char *application)
+{
+	DgError		err;
+
+	dg_error_clear(&err);
+	if (!dg_check_application(application, &err))
+		dg_raise(&err);
+}
+
+/*
+ * A caller's write: checked as a statement would be, since the store writes
+ * below the executor, which is where read-only transactions are refused.
+ */
+static void
+begin_write(const char *application, const char *what)
+{
+	PreventCommandIfReadOnly(what);
+	PreventCommandIfParallelMode(what);
+	dg_acl_require(application, DG_PRIV_WRITE);
+}
+
 static void
 raise_not_found(const char *application, const char *name)
 {
@@ -579,6 +605,7 @@ dg_service_create(Jsonb *input)
 		dg_raise(&err);
 	/* clients cannot create internal state: no waker, no outbox */
 	json_object_object_del(w->thing, "internal");
+	begin_write(dg_thing_application(w->thing), "dt_create_thing");
 	dg_store_begin(&save);
 	if (dg_store_exists(dg_thing_application(w->thing), dg_thing_name(w->thing)))
 	{
@@ -604,6 +631,9 @@ dg_service_get(const char *application, const char *name)
 	Jsonb	   *result = NULL;
 
 	check_identity(application, name);
+	/* an application the caller may not read has no things for it */
+	if (!dg_acl_allowed(application, DG_PRIV_READ))
+		return NULL;
 	w = dg_work_begin(0);
 	dg_store_begin(&save);
 	if (dg_store_load(application, name, false, &row))
@@ -703,6 +733,7 @@ dg_service_update(DgRequest *req)
 		req->name = json_object_get_string(json_object_object_get(md, "name"));
 	}
 	check_identity(req->application, req->name);
+	begin_write(req->application, dg_op_name(req->kind));
 	dg_store_begin(&save);
 	if (!dg_work_load(w, req->application, req->name))
 		raise_not_found(req->application, req->name);
@@ -726,6 +757,7 @@ dg_service_delete(const char *application, const char *name, const char *expecte
 	bool		deleted = false;
 
 	check_identity(application, name);
+	begin_write(application, "dt_delete_thing");
 	w = dg_work_begin(dg_now());
 	dg_error_clear(&err);
 	dg_store_begin(&save);
@@ -816,6 +848,7 @@ dg_service_process_event(const char *application, const char *name, Jsonb *messa
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the event message must not be null")));
+	begin_write(application, "dt_process_event");
 	w = dg_work_begin(dg_now());
 	dg_error_clear(&err);
 	w->temp = dg_jsonc_from_jsonb(message);
@@ -873,6 +906,9 @@ dg_service_list(const char *application, const char *selector_text,
 	if (!dg_check_application(application, &err))
 		dg_raise(&err);
 	dg_selector_parse(selector_text, &selector);
+	if (!dg_acl_allowed(application, DG_PRIV_READ))
+		return;
+
 	state.emit = emit;
 	state.arg = arg;
 	state.caller = CurrentMemoryContext;

@@ -174,6 +174,14 @@ dg_store_begin(DgStoreSave *save)
 						   save->sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
+/* The owner of doppelganger.things, whose privileges need no grants. */
+Oid
+dg_store_owner(void)
+{
+	things_lookup();
+	return things.owner;
+}
+
 void
 dg_store_end(DgStoreSave *save)
 {

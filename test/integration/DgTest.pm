@@ -11,6 +11,7 @@ use JSON::PP;
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 use IPC::Open2;
+use IPC::Open3;
 use Time::Local qw(timegm);
 
 # sleep and time are Time::HiRes's: tests wait for fractions of a second
@@ -221,6 +222,42 @@ sub stop
 	return unless $self->{pid};
 	kill 'TERM', $self->{pid};
 	waitpid($self->{pid}, 0);
+	$self->{pid} = undef;
+}
+
+sub DESTROY { $_[0]->stop; }
+
+# ---- the HTTP/WebSocket gateway (gateway/bin/dg-gateway) ----
+
+package DgTest::Gateway;
+
+# DgTest::Gateway->start($node, '--jwt-secret', 's', ...): a gateway on an
+# ephemeral loopback port in front of the cluster's database dg; ->url is
+# its base URL.  The login role is the cluster's superuser (postgres).
+sub start
+{
+	my ($class, $node, @args) = @_;
+	my $bin = "$ENV{DG_ROOT}/gateway/bin/dg-gateway";
+	my $log = "$node->{dir}/gateway.log";
+	my ($out, $in);
+	open my $err, '>>', $log or die "$log: $!";
+	my $pid = IPC::Open3::open3($in, $out, '>&' . fileno($err), $bin, '--port', '0',
+		'--db', $node->connstr('dg'), '--web', "$ENV{DG_ROOT}/web", @args);
+	my $line = <$out>;
+	die "dg-gateway did not start (see $log)" unless defined $line && $line =~ m{(http://\S+)};
+	return bless { pid => $pid, out => $out, in => $in, url => $1, log => $log }, $class;
+}
+
+sub url { return $_[0]{url}; }
+sub log_contents { my ($self) = @_; open my $fh, '<', $self->{log} or return ''; local $/; return <$fh>; }
+
+sub stop
+{
+	my ($self) = @_;
+	return unless $self->{pid};
+	kill 'TERM', $self->{pid};
+	waitpid($self->{pid}, 0);
+	$self->{exit} = $?;
 	$self->{pid} = undef;
 }
 

@@ -91,6 +91,22 @@ sleep 4.5;
 my $c1 = thing('counter')->{reportedState}{counter}{value};
 cmp_ok($c1 - $c0, '>=', 2, "E6: it counts up about once a second ($c0 -> $c1 in 4.5 s)");
 cmp_ok($c1 - $c0, '<=', 6, 'E6: but not faster than asked');
+
+# E7: a timer replaces the section (the wake-up hook goes), runs at once, then every second
+$dbh->do(q{SELECT doppelganger.dt_set_reconciliation('default', 'counter', jsonb_build_object('timers',
+	jsonb_build_object('test', jsonb_build_object('period', '1s', 'javaScript', $1::text))))}, undef,
+	'var r = context.newState.reportedState; r.timer = {value: (r.timer ? r.timer.value : 0) + 1};');
+my $e7 = thing('counter');
+is($e7->{reportedState}{timer}{value}, 1, 'E7: the timer ran at once, without initialDelay');
+is($e7->{reconciliation}{timers}{test}{lastStarted}, $e7->{reconciliation}{timers}{test}{lastRun},
+	'E7: lastStarted = lastRun = now');
+ok(!exists $e7->{reconciliation}{changed}, 'E7: the wake-up hook is gone');
+my $counter_then = $e7->{reportedState}{counter}{value};
+sleep 3.5;
+my $t1 = thing('counter')->{reportedState}{timer}{value};
+cmp_ok($t1, '>=', 3, "E7: it runs at every 1 s boundary ($t1 runs after 3.5 s)");
+cmp_ok($t1, '<=', 6, 'E7: but not more often');
+is(thing('counter')->{reportedState}{counter}{value}, $counter_then, 'E7: the counter of E6 stopped');
 $dbh->do(q{SELECT doppelganger.dt_set_reconciliation('default', 'counter', '{}')});
 
 # a hook that fails in the waker is logged and tried again later, not every round

@@ -1,6 +1,6 @@
 -- The schema: table, columns, indexes and the functions of the contract.
 BEGIN;
-SELECT plan(62);
+SELECT plan(70);
 
 SELECT has_schema('doppelganger');
 SELECT has_table('doppelganger', 'things', 'things are stored in doppelganger.things');
@@ -73,6 +73,16 @@ SELECT columns_are('doppelganger', 'outbox', ARRAY['id', 'kind', 'application', 
 SELECT col_is_pk('doppelganger', 'outbox', 'id', 'outbox rows are delivered in id order');
 SELECT has_index('doppelganger', 'outbox', 'outbox_source', ARRAY['application', 'source']);
 SELECT table_privs_are('doppelganger', 'outbox', 'public', ARRAY[]::text[], 'PUBLIC has no privilege on the outbox');
+SELECT has_table('doppelganger', 'grants', 'grants are a table');
+SELECT col_is_pk('doppelganger', 'grants', ARRAY['application', 'grantee', 'privilege']::name[],
+                 'one row per application, role and privilege');
+SELECT has_function('doppelganger', 'dt_grant', ARRAY['text', 'name', 'text']);
+SELECT has_function('doppelganger', 'dt_revoke', ARRAY['text', 'name', 'text']);
+SELECT has_function('doppelganger', 'dt_can', ARRAY['text', 'text']);
+SELECT has_view('doppelganger', 'dt_grants', 'dt_grants shows the grants by role name');
+SELECT is((SELECT relrowsecurity FROM pg_class WHERE oid = 'doppelganger.things'::regclass), true,
+          'row-level security is on for things');
+SELECT policies_are('doppelganger', 'things', ARRAY['things_by_application'], 'one policy: read by application');
 SELECT has_view('doppelganger', 'dt_stats', 'dt_stats shows the workers');
 SELECT has_view('doppelganger', 'dt_partitions', 'dt_partitions shows the partitions');
 SELECT columns_are('doppelganger', 'dt_stats', ARRAY['worker', 'kind', 'pid', 'state', 'events',

@@ -1,7 +1,7 @@
 -- Privileges: nothing is open to PUBLIC; a role allowed to call the API
 -- needs no privilege on the table, because the store writes as its owner.
 BEGIN;
-SELECT plan(15);
+SELECT plan(18);
 
 CREATE ROLE dg_tap_nobody;
 CREATE ROLE dg_tap_user;
@@ -19,6 +19,15 @@ SELECT throws_ok($$SELECT doppelganger.dt_create_thing('{"metadata": {"applicati
                  'an ungranted role cannot create');
 SELECT throws_ok($$SELECT * FROM doppelganger.things$$, '42501', NULL, 'an ungranted role cannot read the table');
 RESET ROLE;
+
+-- EXECUTE alone is not enough: the application must be granted too
+SET LOCAL ROLE dg_tap_user;
+SELECT throws_ok($$SELECT doppelganger.dt_create_thing('{"metadata": {"application": "tap", "name": "p"}}')$$, '42501', NULL,
+                 'a role without a grant on the application cannot create');
+SELECT throws_ok($$SELECT doppelganger.dt_grant('tap', 'dg_tap_user', 'write')$$, '42501', NULL,
+                 'nor grant itself one');
+RESET ROLE;
+SELECT ok(doppelganger.dt_grant('tap', 'dg_tap_user', 'write'), 'the owner grants write on tap');
 
 SET LOCAL ROLE dg_tap_user;
 SELECT lives_ok($$SELECT doppelganger.dt_create_thing('{"metadata": {"application": "tap", "name": "p"}}')$$,
