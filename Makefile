@@ -77,6 +77,12 @@ EXTRA_CLEAN = test/unit/bin build
 
 unit-build: $(UNIT_TESTS)
 
+# ---- the HTTP/WebSocket gateway (gateway/, its own Makefile) ----
+gateway:
+	$(MAKE) -C gateway
+
+.PHONY: gateway
+
 # ---- programs: the test broker and the fleet simulator (tools/) ----
 TOOLS = tools/bin/dg-broker tools/bin/dg-fleet
 TOOLS_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror

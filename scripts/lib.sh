@@ -13,8 +13,8 @@ DG_PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libdbd-pg-perl
 	libjson-c-dev librdkafka-dev duktape-dev kcat
-	libwebsockets-dev libjwt-dev libssl-dev
-	chromium curl procps valgrind
+	libwebsockets-dev libjwt-dev libssl-dev libpq-dev
+	chromium curl procps valgrind python3-websockets openssl
 )
 # Packages wanted only when their command is missing: a machine may have
 # Node.js from elsewhere, whose bundled npm conflicts with Debian's.
@@ -59,7 +59,7 @@ dg_build() {
 	# DG_NO_BUILD=1 reuses what is installed (for quick reruns)
 	[ -n "${DG_NO_BUILD:-}" ] && return 0
 	dg_log "building"
-	make -C "$DG_ROOT" -s -j2 all tools >/dev/null
+	make -C "$DG_ROOT" -s -j2 all tools gateway >/dev/null
 	as_root make -C "$DG_ROOT" -s install >/dev/null
 }
 

@@ -1,0 +1,78 @@
+/*
+ * client.c: a WebSocket or SSE subscriber as the hub sees it: messages in
+ * its framing, its queue, its lag.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+void
+gw_client_init(GwClient *client, struct lws *wsi, bool sse)
+{
+	memset(client, 0, sizeof(*client));
+	client->wsi = wsi;
+	client->sse = sse;
+	gw_queue_init(&client->queue, gw_config.queue);
+}
+
+void
+gw_client_free(GwClient *client)
+{
+	gw_hub_drop_client(client);
+	if (client->sse)
+		gw_sse_forget(client);
+	gw_queue_free(&client->queue);
+	gw_caller_free(&client->caller);
+	free(client->application);
+	free(client->rx);
+	free(client);
+}
+
+/*
+ * One event in the client's framing: the JSON itself on a WebSocket, an
+ * "event:"/"id:"/"data:" block on SSE (JSON text has no raw newlines).
+ */
+GwMsg *
+gw_client_event(GwClient *client, const char *type, int64_t id, const char *json, size_t len)
+{
+	(void) len;
+	if (client->sse)
+	{
+		char		head[96];
+
+		if (id > 0)
+			snprintf(head, sizeof(head), "event: %s\nid: %lld\ndata: ", type, (long long) id);
+		else
+			snprintf(head, sizeof(head), "event: %s\ndata: ", type);
+		return gw_msg_new((const char *[]) {head, json, "\n\n"}, 3);
+	}
+	return gw_msg_new((const char *[]) {json}, 1);
+}
+
+/* queue a message (taking a reference) and ask to be told when it can go */
+void
+gw_client_send(GwClient *client, GwMsg *msg)
+{
+	if (!msg || client->closing)
+		return;
+	if (gw_queue_push(&client->queue, msg))
+		lws_callback_on_writable(client->wsi);
+}
+
+/* once the queue has drained: how much was lost, if anything */
+void
+gw_client_lag(GwClient *client)
+{
+	char		json[64];
+	GwMsg	   *msg;
+
+	if (client->queue.dropped == 0 || client->queue.count > 0)
+		return;
+	snprintf(json, sizeof(json), "{\"type\":\"lag\",\"lag\":%lld}", (long long) client->queue.dropped);
+	client->queue.dropped = 0;
+	msg = gw_client_event(client, "lag", 0, json, strlen(json));
+	gw_client_send(client, msg);
+	gw_msg_unref(msg);
+}

@@ -1,0 +1,190 @@
+/*
+ * db.c: the two libpq connections requests use.
+ *
+ * The request connection runs each call as its caller: the role and the
+ * token's claims are set for the session (set_config, parameterized) and
+ * only re-set when the next caller differs, so a client's calls cost one
+ * round trip each.  The reader runs as the login role; the hub uses it to
+ * re-read things for subscribers that were checked when they connected.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+typedef struct GwConn
+{
+	PGconn	   *conn;
+	bool		role_known;		/* role and claims below are what the session has */
+	char	   *role;
+	char	   *claims;
+} GwConn;
+
+static GwConn request_conn;
+static GwConn reader_conn;
+
+static bool
+same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+static void
+forget_role(GwConn *c)
+{
+	free(c->role);
+	free(c->claims);
+	c->role = c->claims = NULL;
+	c->role_known = false;
+}
+
+static bool
+connect_one(GwConn *c)
+{
+	c->conn = PQconnectdb(gw_config.db);
+	if (PQstatus(c->conn) != CONNECTION_OK)
+	{
+		fprintf(stderr, "dg-gateway: cannot connect to the database: %s", PQerrorMessage(c->conn));
+		PQfinish(c->conn);
+		c->conn = NULL;
+		return false;
+	}
+	c->role_known = true;		/* a new session is its login role */
+	return true;
+}
+
+bool
+gw_db_open(void)
+{
+	if (!connect_one(&request_conn))
+		return false;
+	if (!connect_one(&reader_conn))
+	{
+		gw_db_close();
+		return false;
+	}
+	return true;
+}
+
+void
+gw_db_close(void)
+{
+	GwConn	   *all[] = {&request_conn, &reader_conn};
+
+	for (int i = 0; i < 2; i++)
+	{
+		if (all[i]->conn)
+			PQfinish(all[i]->conn);
+		all[i]->conn = NULL;
+		forget_role(all[i]);
+	}
+}
+
+static void
+set_error(GwDbError *err, int status, const char *sqlstate, const char *message)
+{
+	err->http_status = status;
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(err->message, sizeof(err->message), "%s", message ? message : "");
+}
+
+/* the contract's mapping of SQLSTATEs to HTTP */
+static void
+map_error(const PGresult *res, PGconn *conn, GwDbError *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *message = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	int			status = 500;
+
+	if (!message)
+		message = PQerrorMessage(conn);
+	if (!state)
+		status = 503;
+	else if (strcmp(state, "PT404") == 0)
+		status = 404;
+	else if (strcmp(state, "23505") == 0)
+		status = 409;
+	else if (strcmp(state, "PT412") == 0)
+		status = 412;
+	else if (strcmp(state, "22023") == 0 || strcmp(state, "22P02") == 0 ||
+			 strcmp(state, "22007") == 0 || strcmp(state, "22008") == 0)
+		status = 400;
+	else if (strcmp(state, "42501") == 0)
+		status = 403;
+	set_error(err, status, state, message);
+}
+
+static bool
+ensure_connected(GwConn *c, GwDbError *err)
+{
+	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
+		return true;
+	if (c->conn)
+		PQreset(c->conn);
+	else
+		c->conn = PQconnectdb(gw_config.db);
+	forget_role(c);
+	if (PQstatus(c->conn) != CONNECTION_OK)
+	{
+		set_error(err, 503, NULL, PQerrorMessage(c->conn));
+		return false;
+	}
+	c->role_known = true;
+	return true;
+}
+
+static PGresult *
+run(GwConn *c, const char *sql, int nparams, const char *const *params, GwDbError *err)
+{
+	PGresult   *res = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	map_error(res, c->conn, err);
+	PQclear(res);
+	return NULL;
+}
+
+PGresult *
+gw_db_call(const GwCaller *caller, const char *sql, int nparams,
+		   const char *const *params, GwDbError *err)
+{
+	GwConn	   *c = &request_conn;
+
+	err->http_status = 0;
+	if (!ensure_connected(c, err))
+		return NULL;
+	if (!c->role_known || !same(c->role, caller->role) || !same(c->claims, caller->claims))
+	{
+		const char *values[2] = {caller->role ? caller->role : "none",
+		caller->claims ? caller->claims : ""};
+		PGresult   *res;
+
+		forget_role(c);
+		res = run(c, "SELECT set_config('role', $1, false), set_config('request.jwt.claims', $2, false)",
+				  2, values, err);
+		if (!res)
+		{
+			/* a role that does not exist or may not be taken: the token is no good */
+			if (err->http_status != 503)
+				err->http_status = 401;
+			return NULL;
+		}
+		PQclear(res);
+		c->role = caller->role ? strdup(caller->role) : NULL;
+		c->claims = caller->claims ? strdup(caller->claims) : NULL;
+		c->role_known = true;
+	}
+	return run(c, sql, nparams, params, err);
+}
+
+PGresult *
+gw_db_read(const char *sql, int nparams, const char *const *params, GwDbError *err)
+{
+	err->http_status = 0;
+	if (!ensure_connected(&reader_conn, err))
+		return NULL;
+	return run(&reader_conn, sql, nparams, params, err);
+}

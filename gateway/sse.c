@@ -1,0 +1,133 @@
+/*
+ * sse.c: Server-Sent Events for one thing, the same messages as the
+ * WebSocket's for clients that only read (browsers' EventSource, curl).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+static GwClient *sse_clients;
+
+int
+gw_sse_start(struct lws *wsi, GwSession *s, const char *uri)
+{
+	unsigned char buf[LWS_PRE + 1024];
+	unsigned char *start = buf + LWS_PRE,
+			   *p = start,
+			   *end = buf + sizeof(buf) - 1;
+	char		app[300],
+				msg[512],
+				body[1200];
+	char	   *thing = NULL;
+	bool		sse;
+	GwClient   *c;
+	GwDbError	err;
+	PGresult   *res;
+	const char *params[1] = {app};
+	int			status = 0;
+	bool		diff = gw_url_bool(wsi, "diff");
+
+	if (gw_notifications_route(uri, app, sizeof(app), &thing, &sse) != 0 || !sse || !thing)
+	{
+		free(thing);
+		return gw_http_status(wsi, 404, NULL) || lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	c = malloc(sizeof(GwClient));
+	if (!c)
+	{
+		free(thing);
+		return -1;
+	}
+	gw_client_init(c, wsi, true);
+	switch (gw_authenticate(wsi, &c->caller, msg, sizeof(msg)))
+	{
+		case GW_AUTH_OK:
+			res = gw_db_call(&c->caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, &err);
+			if (!res)
+				status = err.http_status == 401 ? 401 : 503;
+			else if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+				status = 404;
+			PQclear(res);
+			if (status == 401)
+				gw_json_error("Unauthorized", err.message, body, sizeof(body));
+			break;
+		case GW_AUTH_UNAUTHORIZED:
+			status = 401;
+			gw_json_error("Unauthorized", msg, body, sizeof(body));
+			break;
+		case GW_AUTH_FORBIDDEN:
+			status = 403;
+			gw_json_error("Forbidden", msg, body, sizeof(body));
+			break;
+	}
+	if (status || !(c->application = strdup(app)))
+	{
+		free(thing);
+		gw_client_free(c);
+		return gw_http_status(wsi, status ? status : 500, status == 401 || status == 403 ? body : NULL) ||
+			lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream",
+									LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
+		lws_add_http_header_by_name(wsi, (unsigned char *) "cache-control:",
+									(unsigned char *) "no-cache", 8, &p, end) ||
+		lws_finalize_write_http_header(wsi, start, &p, end))
+	{
+		free(thing);
+		gw_client_free(c);
+		return -1;
+	}
+	/* an event stream lives as long as the client wants it */
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	s->kind = GW_S_SSE;
+	s->client = c;
+	c->next_sse = sse_clients;
+	sse_clients = c;
+	gw_hub_subscribe(c, thing, diff);
+	free(thing);
+	return 0;
+}
+
+int
+gw_sse_writeable(struct lws *wsi, GwSession *s)
+{
+	GwClient   *c = s->client;
+	GwMsg	   *msg;
+
+	if (!c || !(msg = gw_queue_peek(&c->queue)))
+		return 0;
+	if (lws_write(wsi, msg->data + LWS_PRE, msg->len, LWS_WRITE_HTTP) < (int) msg->len)
+		return -1;
+	gw_queue_pop(&c->queue);
+	if (c->queue.count)
+		lws_callback_on_writable(wsi);
+	else
+		gw_client_lag(c);
+	return 0;
+}
+
+/* a comment line every 15 s keeps proxies from closing a quiet stream */
+void
+gw_sse_ping(void)
+{
+	GwMsg	   *ping = gw_msg_new((const char *[]) {": ping\n\n"}, 1);
+
+	for (GwClient *c = sse_clients; c; c = c->next_sse)
+		if (c->queue.count == 0)
+			gw_client_send(c, ping);
+	gw_msg_unref(ping);
+}
+
+void
+gw_sse_forget(GwClient *client)
+{
+	for (GwClient **p = &sse_clients; *p; p = &(*p)->next_sse)
+		if (*p == client)
+		{
+			*p = client->next_sse;
+			return;
+		}
+}
