@@ -9,7 +9,7 @@
 use strict;
 use warnings;
 use DBI;
-use JSON::PP;
+use JSON::XS qw(decode_json encode_json);	# JSON::PP cannot keep up with 5,000 notifications/s
 use IO::Select;
 use Time::HiRes qw(time);
 use Time::Local qw(timegm);

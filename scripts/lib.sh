@@ -14,7 +14,7 @@ DG_PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libdbd-pg-perl
 	libjson-c-dev librdkafka-dev duktape-dev kcat
 	libwebsockets-dev libjwt-dev libssl-dev libpq-dev
-	chromium curl procps valgrind python3-websockets openssl
+	chromium curl procps valgrind python3-websockets openssl libjson-xs-perl
 )
 # Packages wanted only when their command is missing: a machine may have
 # Node.js from elsewhere, whose bundled npm conflicts with Debian's.
