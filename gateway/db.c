@@ -147,9 +147,9 @@ run(GwConn *c, const char *sql, int nparams, const char *const *params, GwDbErro
 	return NULL;
 }
 
-PGresult *
-gw_db_call(const GwCaller *caller, const char *sql, int nparams,
-		   const char *const *params, GwDbError *err)
+static PGresult *
+call_once(const GwCaller *caller, const char *sql, int nparams,
+		  const char *const *params, GwDbError *err)
 {
 	GwConn	   *c = &request_conn;
 
@@ -180,11 +180,35 @@ gw_db_call(const GwCaller *caller, const char *sql, int nparams,
 	return run(c, sql, nparams, params, err);
 }
 
+/*
+ * A connection broken since its last use (the database restarted) is only
+ * noticed when a call fails on it.  A read is then tried once more on a
+ * new connection; a write is not, since it may have been applied.
+ */
+PGresult *
+gw_db_call(const GwCaller *caller, const char *sql, int nparams,
+		   const char *const *params, bool read_only, GwDbError *err)
+{
+	PGresult   *res = call_once(caller, sql, nparams, params, err);
+
+	if (!res && read_only && PQstatus(request_conn.conn) == CONNECTION_BAD)
+		res = call_once(caller, sql, nparams, params, err);
+	return res;
+}
+
 PGresult *
 gw_db_read(const char *sql, int nparams, const char *const *params, GwDbError *err)
 {
-	err->http_status = 0;
-	if (!ensure_connected(&reader_conn, err))
-		return NULL;
-	return run(&reader_conn, sql, nparams, params, err);
+	PGresult   *res = NULL;
+
+	for (int attempt = 0; attempt < 2 && !res; attempt++)
+	{
+		err->http_status = 0;
+		if (!ensure_connected(&reader_conn, err))
+			return NULL;
+		res = run(&reader_conn, sql, nparams, params, err);
+		if (PQstatus(reader_conn.conn) != CONNECTION_BAD)
+			break;
+	}
+	return res;
 }

@@ -64,7 +64,7 @@ typedef struct GwDbError
 extern bool gw_db_open(void);
 extern void gw_db_close(void);
 extern PGresult *gw_db_call(const GwCaller *caller, const char *sql, int nparams,
-							const char *const *params, GwDbError *err);
+							const char *const *params, bool read_only, GwDbError *err);
 extern PGresult *gw_db_read(const char *sql, int nparams, const char *const *params,
 							GwDbError *err);
 
@@ -125,17 +125,15 @@ extern void gw_client_lag(GwClient *client);
 extern void gw_client_init(GwClient *client, struct lws *wsi, bool sse);
 extern void gw_client_free(GwClient *client);
 
-/* main.c */
-extern void gw_fatal(void);
-
 /* hub.c: changes from LISTEN to subscribers */
-extern bool gw_hub_start(struct lws_vhost *vhost);
+extern bool gw_hub_start(struct lws_context *context, struct lws_vhost *vhost);
+extern void gw_hub_closed(bool stopping);
+extern void gw_hub_quiesce(void);
 extern void gw_hub_stop(void);
-extern void gw_hub_readable(void);
+extern bool gw_hub_readable(void);
 extern bool gw_hub_subscribe(GwClient *client, const char *thing, bool diff);
 extern void gw_hub_unsubscribe(GwClient *client, const char *thing);
 extern void gw_hub_drop_client(GwClient *client);
-extern int	gw_hub_socket(void);
 
 /* http.c, ws.c, sse.c: the protocol callback's parts */
 typedef struct GwSession GwSession;

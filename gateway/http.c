@@ -621,7 +621,7 @@ dispatch(struct lws *wsi, GwSession *s)
 		c.params[r.endpoint == EP_ROOT ? 0 : c.nparams == 3 ? 2 : 3] = s->body;
 	}
 
-	res = gw_db_call(&caller, c.sql, c.nparams, c.params, &err);
+	res = gw_db_call(&caller, c.sql, c.nparams, c.params, s->method == LWSHUMETH_GET, &err);
 	if (!res)
 		rc = respond_db_error(wsi, s, &err);
 	else

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gw.h"
 #include "../src/dg.h"
@@ -50,6 +51,9 @@ static GwThing *buckets[HUB_BUCKETS];
 static GwThing *stale_list;
 static PGconn *listen_conn;
 static struct lws *listen_wsi;
+static struct lws_context *hub_context;
+static struct lws_vhost *hub_vhost;
+static lws_sorted_usec_list_t retry_timer;
 
 static uint32_t
 hash_key(const char *application, const char *name)
@@ -362,6 +366,7 @@ read_stale(void)
 	while (stale_list)
 	{
 		json_object *keys = json_object_new_array();
+		json_object *keys_copy;
 		GwDbError	err;
 		PGresult   *res;
 		const char *params[1];
@@ -381,14 +386,27 @@ read_stale(void)
 			stale_list = stale_list->next_stale;
 		}
 		params[0] = dg_json_text(keys, NULL);
+		keys_copy = json_object_get(keys);
 		res = gw_db_read("SELECT k->>0, k->>1, doppelganger.dt_get_thing(k->>0, k->>1) "
 						 "FROM jsonb_array_elements($1::jsonb) AS k", 1, params, &err);
 		json_object_put(keys);
 		if (!res)
 		{
+			/* try again with the next notification or reconnection */
 			lwsl_err("re-reading things: %s\n", err.message);
+			for (size_t i = 0; i < json_object_array_length(keys_copy); i++)
+			{
+				json_object *k = json_object_array_get_idx(keys_copy, i);
+				GwThing    *t = find_thing(json_object_get_string(json_object_array_get_idx(k, 0)),
+										   json_object_get_string(json_object_array_get_idx(k, 1)), false);
+
+				if (t)
+					mark_stale(t);
+			}
+			json_object_put(keys_copy);
 			return;
 		}
+		json_object_put(keys_copy);
 		for (int i = 0; i < PQntuples(res); i++)
 		{
 			GwThing    *t = find_thing(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), false);
@@ -411,16 +429,16 @@ read_stale(void)
 	}
 }
 
-void
+/* false when the LISTEN connection broke: its socket is then closed (gw_hub_closed) */
+bool
 gw_hub_readable(void)
 {
 	PGnotify   *n;
 
-	if (!PQconsumeInput(listen_conn))
+	if (!listen_conn || !PQconsumeInput(listen_conn))
 	{
-		lwsl_err("the LISTEN connection failed: %s", PQerrorMessage(listen_conn));
-		gw_fatal();
-		return;
+		lwsl_err("the LISTEN connection failed: %s", listen_conn ? PQerrorMessage(listen_conn) : "\n");
+		return false;
 	}
 	while ((n = PQnotifies(listen_conn)) != NULL)
 	{
@@ -428,37 +446,90 @@ gw_hub_readable(void)
 		PQfreemem(n);
 	}
 	read_stale();
+	return true;
 }
 
-bool
-gw_hub_start(struct lws_vhost *vhost)
+static bool
+listen_connect(void)
 {
 	PGresult   *res;
 	lws_sock_file_fd_type fd;
+	int			sock;
 
 	listen_conn = PQconnectdb(gw_config.db);
 	if (PQstatus(listen_conn) != CONNECTION_OK)
 	{
-		fprintf(stderr, "dg-gateway: cannot connect to the database: %s", PQerrorMessage(listen_conn));
-		return false;
+		lwsl_err("cannot connect to the database: %s", PQerrorMessage(listen_conn));
+		goto fail;
 	}
 	res = PQexec(listen_conn, "LISTEN thing_changes");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
-		fprintf(stderr, "dg-gateway: LISTEN failed: %s", PQerrorMessage(listen_conn));
+		lwsl_err("LISTEN failed: %s", PQerrorMessage(listen_conn));
 		PQclear(res);
-		return false;
+		goto fail;
 	}
 	PQclear(res);
-	/* libpq owns the socket: lws only tells us when it is readable */
-	fd.filefd = PQsocket(listen_conn);
-	listen_wsi = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "doppelganger", NULL);
+
+	/*
+	 * lws watches a duplicate of libpq's socket and closes that one when
+	 * it lets go; libpq closes its own in PQfinish.
+	 */
+	if ((sock = dup(PQsocket(listen_conn))) < 0)
+		goto fail;
+	fd.filefd = sock;
+	listen_wsi = lws_adopt_descriptor_vhost(hub_vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "doppelganger", NULL);
 	if (!listen_wsi)
 	{
-		fprintf(stderr, "dg-gateway: cannot watch the LISTEN connection\n");
-		return false;
+		lwsl_err("cannot watch the LISTEN connection\n");
+		close(sock);
+		goto fail;
 	}
 	return true;
+fail:
+	PQfinish(listen_conn);
+	listen_conn = NULL;
+	return false;
+}
+
+static void
+listen_retry(lws_sorted_usec_list_t *sul)
+{
+	if (!listen_connect())
+	{
+		lws_sul_schedule(hub_context, 0, sul, listen_retry, LWS_US_PER_SEC);
+		return;
+	}
+	lwsl_warn("listening for changes again; re-reading the watched things\n");
+	read_stale();
+}
+
+/*
+ * The LISTEN connection is gone (the database restarted, the network
+ * broke): notifications sent meanwhile are lost, so once listening again
+ * every watched thing is re-read and its subscribers catch up.
+ */
+void
+gw_hub_closed(bool stopping)
+{
+	listen_wsi = NULL;
+	if (listen_conn)
+		PQfinish(listen_conn);
+	listen_conn = NULL;
+	if (stopping)
+		return;
+	for (int i = 0; i < HUB_BUCKETS; i++)
+		for (GwThing *t = buckets[i]; t; t = t->next)
+			mark_stale(t);
+	lws_sul_schedule(hub_context, 0, &retry_timer, listen_retry, LWS_US_PER_SEC);
+}
+
+bool
+gw_hub_start(struct lws_context *context, struct lws_vhost *vhost)
+{
+	hub_context = context;
+	hub_vhost = vhost;
+	return listen_connect();
 }
 
 void
@@ -482,6 +553,13 @@ gw_hub_stop(void)
 	if (listen_conn)
 		PQfinish(listen_conn);
 	listen_conn = NULL;
+}
+
+/* before the context goes: its timers cannot be cancelled after */
+void
+gw_hub_quiesce(void)
+{
+	lws_sul_cancel(&retry_timer);
 }
 
 static GwSub *
@@ -519,7 +597,7 @@ gw_hub_subscribe(GwClient *client, const char *name, bool diff)
 	sub->next_in_client = client->subs;
 	client->subs = sub;
 
-	res = gw_db_call(&client->caller, "SELECT doppelganger.dt_get_thing($1, $2)", 2, params, &err);
+	res = gw_db_call(&client->caller, "SELECT doppelganger.dt_get_thing($1, $2)", 2, params, true, &err);
 	if (!res)
 	{
 		lwsl_warn("subscribe to %s/%s: %s\n", client->application, name, err.message);

@@ -23,7 +23,6 @@ GwConfig	gw_config = {
 };
 
 static volatile sig_atomic_t stopping;
-static int	failed;
 static struct lws_context *context;
 static lws_sorted_usec_list_t sse_ping_timer;
 
@@ -70,16 +69,9 @@ gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			gw_ws_closed(s);
 			return 0;
 		case LWS_CALLBACK_RAW_RX_FILE:
-			gw_hub_readable();
-			return 0;
+			return gw_hub_readable() ? 0 : -1;
 		case LWS_CALLBACK_RAW_CLOSE_FILE:
-			if (!stopping)
-			{
-				lwsl_err("the LISTEN connection was closed\n");
-				failed = 1;
-				stopping = 1;
-				lws_cancel_service(lws_get_context(wsi));
-			}
+			gw_hub_closed(stopping);
 			return 0;
 		default:
 			break;
@@ -91,15 +83,6 @@ static const struct lws_protocols protocols[] = {
 	{"doppelganger", gw_callback, sizeof(GwSession), 4096, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0}
 };
-
-void
-gw_fatal(void)
-{
-	failed = 1;
-	stopping = 1;
-	if (context)
-		lws_cancel_service(context);
-}
 
 static void
 on_signal(int sig)
@@ -331,7 +314,7 @@ main(int argc, char **argv)
 		gw_db_close();
 		return 1;
 	}
-	if (!gw_hub_start(vhost))
+	if (!gw_hub_start(context, vhost))
 	{
 		lws_context_destroy(context);
 		gw_db_close();
@@ -353,9 +336,8 @@ main(int argc, char **argv)
 			break;
 		}
 	}
-	if (failed)
-		status = 1;
 	lws_sul_cancel(&sse_ping_timer);
+	gw_hub_quiesce();
 	lws_context_destroy(context);
 	gw_hub_stop();
 	gw_db_close();

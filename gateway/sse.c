@@ -44,7 +44,7 @@ gw_sse_start(struct lws *wsi, GwSession *s, const char *uri)
 	switch (gw_authenticate(wsi, &c->caller, msg, sizeof(msg)))
 	{
 		case GW_AUTH_OK:
-			res = gw_db_call(&c->caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, &err);
+			res = gw_db_call(&c->caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, true, &err);
 			if (!res)
 				status = err.http_status == 401 ? 401 : 503;
 			else if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)

@@ -49,7 +49,7 @@ gw_ws_confirm(struct lws *wsi, GwSession *s)
 		case GW_AUTH_FORBIDDEN:
 			return gw_http_status(wsi, 403, gw_json_error("Forbidden", msg, body, sizeof(body))) ? -1 : 1;
 	}
-	res = gw_db_call(&caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, &err);
+	res = gw_db_call(&caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, true, &err);
 	if (!res)
 		status = err.http_status == 401 ? 401 : 503;
 	else if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
@@ -176,7 +176,7 @@ set_desired_values(GwClient *c, const char *thing, json_object *values)
 	params[0] = c->application;
 	params[1] = thing;
 	params[2] = dg_json_text(event, NULL);
-	res = gw_db_call(&c->caller, "SELECT doppelganger.dt_process_event($1, $2, $3)", 3, params, &err);
+	res = gw_db_call(&c->caller, "SELECT doppelganger.dt_process_event($1, $2, $3)", 3, params, false, &err);
 	if (res)
 		PQclear(res);
 	else
