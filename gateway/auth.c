@@ -36,6 +36,7 @@ static bool
 find_token(struct lws *wsi, char *buf, size_t size, bool *other_scheme)
 {
 	int			n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	bool		too_long;
 
 	*other_scheme = false;
 	if (n > 0)
@@ -58,8 +59,11 @@ find_token(struct lws *wsi, char *buf, size_t size, bool *other_scheme)
 		free(h);
 		return ok;
 	}
-	return lws_get_urlarg_by_name(wsi, "token=", buf, (int) size) != NULL &&
-		(memmove(buf, buf + 6, strlen(buf + 6) + 1), true);
+	if (gw_url_arg(wsi, "token=", buf, (int) size, &too_long))
+		return true;
+	/* a token too long to read is a bad token, not a missing one */
+	*other_scheme = too_long;
+	return false;
 }
 
 static GwAuthResult
@@ -94,7 +98,7 @@ gw_authenticate(struct lws *wsi, GwCaller *caller, char *message, size_t size)
 	if (!find_token(wsi, token, sizeof(token), &other_scheme))
 	{
 		if (other_scheme)
-			return unauthorized(message, size, "only Bearer tokens are accepted");
+			return unauthorized(message, size, "only Bearer tokens of at most 8 KiB are accepted");
 		if (!gw_config.anon_role)
 			return unauthorized(message, size, "a token is required");
 		caller->role = strdup(gw_config.anon_role);
@@ -143,6 +147,13 @@ gw_authenticate(struct lws *wsi, GwCaller *caller, char *message, size_t size)
 		jwt_free(jwt);
 		snprintf(message, size, "the token has no \"%s\" claim", gw_config.role_claim);
 		return GW_AUTH_UNAUTHORIZED;
+	}
+	/* "none" would mean the gateway's own login role */
+	if (strcmp(role ? role : gw_config.anon_role, "none") == 0)
+	{
+		free(claims);
+		jwt_free(jwt);
+		return unauthorized(message, size, "the role \"none\" cannot be taken");
 	}
 	caller->role = strdup(role ? role : gw_config.anon_role);
 	caller->claims = claims;

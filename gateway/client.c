@@ -52,13 +52,13 @@ gw_client_event(GwClient *client, const char *type, int64_t id, const char *json
 }
 
 /* queue a message (taking a reference) and ask to be told when it can go */
-void
+bool
 gw_client_send(GwClient *client, GwMsg *msg)
 {
-	if (!msg || client->closing)
-		return;
-	if (gw_queue_push(&client->queue, msg))
-		lws_callback_on_writable(client->wsi);
+	if (!msg || client->closing || !gw_queue_push(&client->queue, msg))
+		return false;
+	lws_callback_on_writable(client->wsi);
+	return true;
 }
 
 /* once the queue has drained: how much was lost, if anything */

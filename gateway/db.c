@@ -99,7 +99,9 @@ map_error(const PGresult *res, PGconn *conn, GwDbError *err)
 
 	if (!message)
 		message = PQerrorMessage(conn);
-	if (!state)
+	/* no SQLSTATE, a lost connection or a server going down (class 08, 57P0x) */
+	if (!state || PQstatus(conn) == CONNECTION_BAD || strncmp(state, "08", 2) == 0 ||
+		strncmp(state, "57P0", 4) == 0)
 		status = 503;
 	else if (strcmp(state, "PT404") == 0)
 		status = 404;
@@ -149,10 +151,11 @@ run(GwConn *c, const char *sql, int nparams, const char *const *params, GwDbErro
 
 static PGresult *
 call_once(const GwCaller *caller, const char *sql, int nparams,
-		  const char *const *params, GwDbError *err)
+		  const char *const *params, GwDbError *err, bool *applied)
 {
 	GwConn	   *c = &request_conn;
 
+	*applied = false;
 	err->http_status = 0;
 	if (!ensure_connected(c, err))
 		return NULL;
@@ -168,8 +171,10 @@ call_once(const GwCaller *caller, const char *sql, int nparams,
 		if (!res)
 		{
 			/* a role that does not exist or may not be taken: the token is no good */
-			if (err->http_status != 503)
+			if (strcmp(err->sqlstate, "22023") == 0 || strcmp(err->sqlstate, "42704") == 0 ||
+				strcmp(err->sqlstate, "42501") == 0)
 				err->http_status = 401;
+			*applied = false;
 			return NULL;
 		}
 		PQclear(res);
@@ -177,22 +182,26 @@ call_once(const GwCaller *caller, const char *sql, int nparams,
 		c->claims = caller->claims ? strdup(caller->claims) : NULL;
 		c->role_known = true;
 	}
+	*applied = true;			/* as far as we can know: it was sent */
 	return run(c, sql, nparams, params, err);
 }
 
 /*
  * A connection broken since its last use (the database restarted) is only
- * noticed when a call fails on it.  A read is then tried once more on a
- * new connection; a write is not, since it may have been applied.
+ * noticed when a call fails on it.  The call is then tried once more on a
+ * new connection if it is a read, or if it failed before it was sent; a
+ * write that was sent is not, since it may have been applied.
  */
 PGresult *
 gw_db_call(const GwCaller *caller, const char *sql, int nparams,
 		   const char *const *params, bool read_only, GwDbError *err)
 {
-	PGresult   *res = call_once(caller, sql, nparams, params, err);
+	bool		applied;
+	PGresult   *res = call_once(caller, sql, nparams, params, err, &applied);
 
-	if (!res && read_only && PQstatus(request_conn.conn) == CONNECTION_BAD)
-		res = call_once(caller, sql, nparams, params, err);
+	if (!res && (read_only || !applied) && request_conn.conn &&
+		PQstatus(request_conn.conn) == CONNECTION_BAD)
+		res = call_once(caller, sql, nparams, params, err, &applied);
 	return res;
 }
 

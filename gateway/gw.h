@@ -120,7 +120,7 @@ struct GwClient
 
 extern GwMsg *gw_client_event(GwClient *client, const char *type, int64_t id,
 							  const char *json, size_t len);
-extern void gw_client_send(GwClient *client, GwMsg *msg);
+extern bool gw_client_send(GwClient *client, GwMsg *msg);
 extern void gw_client_lag(GwClient *client);
 extern void gw_client_init(GwClient *client, struct lws *wsi, bool sse);
 extern void gw_client_free(GwClient *client);
@@ -158,6 +158,8 @@ extern void gw_sse_ping(void);
 extern void gw_sse_forget(GwClient *client);
 
 extern bool gw_url_bool(struct lws *wsi, const char *name);
+extern const char *gw_url_arg(struct lws *wsi, const char *name, char *buf, int size,
+							  bool *too_long);
 extern const char *gw_json_error(const char *error, const char *message, char *buf, size_t size);
 
 /* per-connection state */
@@ -173,6 +175,7 @@ struct GwSession
 	char	   *body;
 	size_t		body_len;
 	bool		body_too_large;
+	bool		close_after;	/* the request cannot be delimited: close after answering */
 	/* its response */
 	int			status;
 	char	   *extra_headers;	/* "name: value\r\n"... */

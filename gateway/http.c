@@ -203,15 +203,55 @@ gw_json_error(const char *error, const char *message, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * The decoded value of ?name=... (name includes the "=").  Unlike
+ * lws_get_urlarg_by_name, a value too long for buf is reported, not
+ * silently taken for a missing one.
+ */
+const char *
+gw_url_arg(struct lws *wsi, const char *name, char *buf, int size, bool *too_long)
+{
+	size_t		nl = strlen(name);
+
+	*too_long = false;
+	for (int n = 0;; n++)
+	{
+		int			len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, n);
+
+		if (len <= 0)
+			return NULL;
+		if (len >= size)
+		{
+			char	   *whole = malloc(len + 1);
+
+			if (whole && lws_hdr_copy_fragment(wsi, whole, len + 1, WSI_TOKEN_HTTP_URI_ARGS, n) >= 0 &&
+				strncmp(whole, name, nl) == 0)
+				*too_long = true;
+			free(whole);
+			if (*too_long)
+				return NULL;
+			continue;
+		}
+		if (lws_hdr_copy_fragment(wsi, buf, size, WSI_TOKEN_HTTP_URI_ARGS, n) < 0)
+			return NULL;
+		if (strncmp(buf, name, nl) == 0)
+		{
+			memmove(buf, buf + nl, strlen(buf + nl) + 1);
+			return buf;
+		}
+	}
+}
+
 bool
 gw_url_bool(struct lws *wsi, const char *name)
 {
 	char		buf[64],
 				key[32];
+	bool		too_long;
 	const char *v;
 
 	snprintf(key, sizeof(key), "%s=", name);
-	v = lws_get_urlarg_by_name(wsi, key, buf, sizeof(buf));
+	v = gw_url_arg(wsi, key, buf, sizeof(buf), &too_long);
 	return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
 }
 
@@ -223,12 +263,17 @@ gw_http_status(struct lws *wsi, int status, const char *json)
 	unsigned char *start = buf + LWS_PRE,
 			   *p = start,
 			   *end = buf + sizeof(buf) - 1;
+	unsigned char body[LWS_PRE + 2048];
 	size_t		len = json ? strlen(json) : 0;
 
+	if (len > sizeof(body) - LWS_PRE)
+		len = sizeof(body) - LWS_PRE;
 	if (lws_add_http_common_headers(wsi, status, json ? "application/json" : NULL, len, &p, end) ||
 		lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	if (len && lws_write(wsi, (unsigned char *) json, len, LWS_WRITE_HTTP_FINAL) != (int) len)
+	/* lws_write may use the LWS_PRE bytes in front of what it sends */
+	memcpy(body + LWS_PRE, json ? json : "", len);
+	if (len && lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int) len)
 		return -1;
 	return 0;
 }
@@ -243,6 +288,7 @@ gw_http_reset(GwSession *s)
 	s->path = s->body = s->extra_headers = s->out = NULL;
 	s->body_len = s->out_len = s->out_sent = 0;
 	s->body_too_large = false;
+	s->close_after = false;
 	s->headers_sent = false;
 	s->status = 0;
 }
@@ -360,6 +406,8 @@ gw_http_writeable(struct lws *wsi, GwSession *s)
 			return 0;
 		}
 	}
+	if (s->close_after)
+		return -1;
 	gw_http_reset(s);
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -472,6 +520,11 @@ dispatch(struct lws *wsi, GwSession *s)
 	char		selector[1024];
 	const char *sel = NULL;
 
+	/* a header too long for its buffer must not silently drop a condition */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_MATCH) >= 256 ||
+		lws_hdr_custom_length(wsi, "valid-until:", 12) >= 128 ||
+		lws_hdr_custom_length(wsi, "valid-for:", 10) >= 128)
+		return respond_error(wsi, s, 400, "InvalidFormat", "If-Match, valid-until or valid-for is too long");
 	if (strcmp(s->path, "/") == 0)
 		return s->method == LWSHUMETH_GET
 			? respond(wsi, s, 200, "{\"ok\":true,\"name\":\"Doppelganger\",\"version\":\"0.1\"}", NULL)
@@ -499,7 +552,14 @@ dispatch(struct lws *wsi, GwSession *s)
 		case EP_LIST:
 			if (s->method == LWSHUMETH_GET)
 			{
-				sel = lws_get_urlarg_by_name(wsi, "labelSelector=", selector, sizeof(selector));
+				bool		too_long;
+
+				sel = gw_url_arg(wsi, "labelSelector=", selector, sizeof(selector), &too_long);
+				if (too_long)
+				{
+					route_free(&r);
+					return respond_error(wsi, s, 400, "InvalidFormat", "the label selector is too long");
+				}
 				c = (Call) {"SELECT coalesce(jsonb_agg(t), '[]') FROM doppelganger.dt_list_things($1, $2) AS t",
 				2, {r.application, sel}, json_type_null, false, 200};
 			}
@@ -694,7 +754,15 @@ gw_http_request(struct lws *wsi, GwSession *s, const char *uri)
 		}
 	}
 	if (expects_body(wsi, s->method))
+	{
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+		{
+			/* lws would wait for 100 MB of a body it cannot delimit */
+			s->close_after = true;
+			return respond_error(wsi, s, 411, "InvalidFormat", "a body needs a Content-Length");
+		}
 		return 0;
+	}
 	return dispatch(wsi, s);
 }
 

@@ -54,6 +54,16 @@ static struct lws *listen_wsi;
 static struct lws_context *hub_context;
 static struct lws_vhost *hub_vhost;
 static lws_sorted_usec_list_t retry_timer;
+static lws_sorted_usec_list_t reread_timer;
+
+static void read_stale(void);
+
+static void
+reread(lws_sorted_usec_list_t *sul)
+{
+	(void) sul;
+	read_stale();
+}
 
 static uint32_t
 hash_key(const char *application, const char *name)
@@ -137,6 +147,20 @@ doc_generation(json_object *doc)
 		json_object_object_get_ex(meta, "generation", &gen))
 		return json_object_get_int64(gen);
 	return 0;
+}
+
+/* the same incarnation of a thing: a thing created again has a new uid */
+static bool
+same_thing(json_object *a, json_object *b)
+{
+	json_object *ma,
+			   *mb,
+			   *ua,
+			   *ub;
+
+	return json_object_object_get_ex(a, "metadata", &ma) && json_object_object_get_ex(b, "metadata", &mb) &&
+		json_object_object_get_ex(ma, "uid", &ua) && json_object_object_get_ex(mb, "uid", &ub) &&
+		strcmp(json_object_get_string(ua), json_object_get_string(ub)) == 0;
 }
 
 /* the messages of one version, built for the first subscriber that needs each */
@@ -334,6 +358,8 @@ notification(const char *payload)
 		deleted(t);
 		goto done;
 	}
+	if (strcmp(op, "created") == 0 && t->doc)
+		deleted(t);				/* its deletion was missed (not listening then) */
 	if (t->doc && t->gen >= gen)
 	{
 		/* known already (a subscriber read it): just catch up the others */
@@ -392,8 +418,9 @@ read_stale(void)
 		json_object_put(keys);
 		if (!res)
 		{
-			/* try again with the next notification or reconnection */
+			/* try again in a second */
 			lwsl_err("re-reading things: %s\n", err.message);
+			lws_sul_schedule(hub_context, 0, &reread_timer, reread, LWS_US_PER_SEC);
 			for (size_t i = 0; i < json_object_array_length(keys_copy); i++)
 			{
 				json_object *k = json_object_array_get_idx(keys_copy, i);
@@ -413,10 +440,19 @@ read_stale(void)
 			json_object *doc;
 			int64_t		gen;
 
-			if (!t || PQgetisnull(res, i, 2))
-				continue;		/* gone: its deletion is notified */
+			if (!t)
+				continue;
+			if (PQgetisnull(res, i, 2))
+			{
+				/* gone, maybe while its deletion could not be notified to us */
+				if (t->doc)
+					deleted(t);
+				continue;
+			}
 			doc = json_tokener_parse(PQgetvalue(res, i, 2));
 			gen = doc_generation(doc);
+			if (doc && t->doc && !same_thing(doc, t->doc))
+				deleted(t);		/* deleted and created again meanwhile */
 			if (doc && (!t->doc || gen > t->gen))
 			{
 				set_doc(t, doc, gen);
@@ -560,6 +596,7 @@ void
 gw_hub_quiesce(void)
 {
 	lws_sul_cancel(&retry_timer);
+	lws_sul_cancel(&reread_timer);
 }
 
 static GwSub *
@@ -609,14 +646,14 @@ gw_hub_subscribe(GwClient *client, const char *name, bool diff)
 		int64_t		gen = doc_generation(doc);
 		GwMsg	   *msg = doc ? thing_message(client, "initial", doc, gen) : NULL;
 
-		if (msg)
+		/* a dropped initial leaves the subscriber at nothing: it gets a change later */
+		if (msg && gw_client_send(client, msg))
 		{
-			gw_client_send(client, msg);
-			gw_msg_unref(msg);
 			sub->last_gen = gen;
 			if (diff)
 				sub->base = json_object_get(doc);
 		}
+		gw_msg_unref(msg);
 		if (doc && (!t->doc || gen > t->gen))
 		{
 			set_doc(t, doc, gen);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "gw.h"
@@ -58,6 +59,9 @@ gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				gw_http_reset(s);
 			return 0;
 		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+			/* h2c would turn the connection into HTTP/2, which nothing here speaks */
+			if (!in || strcasecmp(in, "websocket") != 0)
+				return -1;
 			return gw_ws_confirm(wsi, s);
 		case LWS_CALLBACK_ESTABLISHED:
 			return gw_ws_established(wsi, s);
@@ -266,6 +270,11 @@ parse_options(int argc, char **argv)
 	if (key_file && !(gw_config.jwt_key = read_file(key_file)))
 	{
 		fprintf(stderr, "dg-gateway: cannot read %s: %s\n", key_file, strerror(errno));
+		return false;
+	}
+	if (gw_config.anon_role && strcmp(gw_config.anon_role, "none") == 0)
+	{
+		fprintf(stderr, "dg-gateway: --anon-role none would be the login role\n");
 		return false;
 	}
 	if (!gw_config.web)

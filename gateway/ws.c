@@ -248,6 +248,8 @@ gw_ws_receive(struct lws *wsi, GwSession *s, const void *in, size_t len)
 
 	if (!c || c->closing)
 		return -1;
+	/* data counts as a sign of life, as a pong does */
+	lws_validity_confirmed(wsi);
 	if (c->rx_len + len > GW_MAX_WS_MESSAGE)
 		return close_with(wsi, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "a message may have at most 64 KiB");
 	if (c->rx_len + len + 1 > c->rx_cap)

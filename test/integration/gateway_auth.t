@@ -25,7 +25,7 @@ unless (ok(-x $bin, "the gateway is built ($bin)"))
 
 # a hanging gateway must not hang the suite
 $SIG{ALRM} = sub { fail('the test timed out'); done_testing(); exit 1; };
-alarm 150;
+alarm 300;
 
 my $node = DgTest->cluster(name => 'gateway_auth');
 my $dbh = $node->dbh;
@@ -222,6 +222,8 @@ ok(poll_until(sub { thing('app', 'lamp')->{desiredState}{bright}{value} == 42 },
 $c->settle(1);
 my @seen = grep { $_->{json}{type} eq 'change' } $c->messages($alice_ws);
 ok(!grep({ ($_->{json}{thing}{desiredState}{bright}{value} // 0) == 99 } @seen), 'the reader\'s setDesiredValues does not');
+is(thing('app', 'lamp')->{desiredState}{bright}{value}, 42, 'the stored value is the writer\'s');
+like($gw->log_contents, qr/setDesiredValues on app\/lamp: permission denied/, 'the refusal is logged');
 is($c->closed($alice_ws), undef, 'and the reader stays connected');
 
 $c->sse('sse', $gw->url . "$API/app/things/lamp/events?token=$tok{alice}");
@@ -294,9 +296,25 @@ is_status(request($gw, 'GET', "$API/app/things/lamp", token => unsigned({ role =
 is($st, 'open', 'RS256: WebSocket with ?token=');
 ($id, $st) = ws_upgrade($gw, "$API/app/notifications?token=" . rs256({ role => 'carol', exp => $exp }, "$dir/key.pem"));
 is($st, 404, 'RS256: WebSocket without a grant: 404');
+is_status(request($gw, 'GET', "$API/app/things/lamp", token => rs256({ role => 'none', exp => $exp }, "$dir/key.pem")), 401,
+	'a token for the role "none" (the login role)', 'Unauthorized');
 $gw->stop;
 
 # ==== no key: loopback only, as the login role ====
+{
+	# a client on another address of this machine is not loopback
+	my ($ip) = grep { /^\d+\.\d+\.\d+\.\d+$/ && !/^127\./ } split ' ', (`hostname -I 2>/dev/null` // '');
+	ok($ip, 'this machine has a non-loopback IPv4 address') or diag('hostname -I: ' . (`hostname -I 2>&1` // ''));
+	my $open = DgTest::Gateway->start($node, '--listen', '0.0.0.0');
+	my ($port) = $open->url =~ /:(\d+)$/;
+	my $r = $http->get("http://$ip:$port$API/app/things/lamp");
+	is($r->{status}, 403, "no key: a client from $ip gets 403");
+	like($r->{content} // '', qr/"error":"Forbidden"/, 'no key: with a Forbidden body');
+	$r = $http->get("http://127.0.0.1:$port$API/app/things/lamp");
+	is($r->{status}, 200, 'no key: loopback on the same listener is served');
+	$open->stop;
+	is($open->{exit}, 0, 'stops cleanly');
+}
 $gw = DgTest::Gateway->start($node);
 $r = request($gw, 'GET', "$API/other/things/x");
 is($r->{status}, 200, 'no key: loopback is served');

@@ -8,6 +8,8 @@ use Test::More;
 use HTTP::Tiny;
 use JSON::PP;
 use Encode qw(encode_utf8);
+use IO::Socket::INET;
+use IO::Select;
 use DgTest;
 
 my $bin = "$ENV{DG_ROOT}/gateway/bin/dg-gateway";
@@ -443,6 +445,76 @@ is(request('POST', "$API/app/things/x/annotations", body => {})->{status}, 405, 
 is(request('DELETE', "$API/app/things/x/labels")->{status}, 405, 'DELETE …/labels: 405');
 is(request('DELETE', "$API/app/things")->{status}, 405, 'DELETE …/{application}/things: 405');
 is(request('POST', '/', body => {})->{status}, 405, 'POST /: 405');
+
+# ---- PATCH content types ----
+request('POST', $API, body => { metadata => { application => 'app', name => 'ct' } });
+is_empty_status(request('PATCH', "$API/app/things/ct", body => { metadata => { labels => { a => 'b' } } },
+	headers => { 'content-type' => 'application/merge-patch+json; charset=utf-8' }), 204,
+	'PATCH merge-patch+json with a charset');
+is(thing('app', 'ct')->{metadata}{labels}{a}, 'b', 'PATCH with a charset: applied');
+is_json_error(request('PATCH', "$API/app/things/ct", body => [], headers => { 'content-type' => 'application/json-patch+jsonx' }),
+	415, 'InvalidFormat', 'PATCH application/json-patch+jsonx');
+is_json_error(request('PATCH', "$API/app/things/ct", body => '[]', headers => { 'content-type' => '' }),
+	415, 'InvalidFormat', 'PATCH without a content type');
+is_json_error(request('PATCH', "$API/app/things/ct", body => '{"op": "add"}', headers => { 'content-type' => 'application/json-patch+json' }),
+	400, 'InvalidFormat', 'a JSON patch that is no array', qr/array/);
+
+# ---- bodies ----
+is_json_error(request('PUT', "$API/app/things/ct/reportedStates", body => ''), 400, 'InvalidFormat',
+	'PUT reportedStates without a body', qr/not JSON/);
+is_json_error(request('PUT', "$API/app/things/ct/reportedStates", body => '[1]'), 400, 'InvalidFormat',
+	'PUT reportedStates with an array', qr/object/);
+is_json_error(request('PUT', "$API/app/things/ct/reportedStates", body => '{"a": 1} trailing'), 400, 'InvalidFormat',
+	'PUT reportedStates with trailing garbage');
+is_json_error(request('PUT', "$API/app/things/ct/reportedStates", body => '{"a": "' . ('x' x (16 * 1024 * 1024)) . '"}'),
+	413, 'InvalidFormat', 'a body over 16 MiB', qr/16 MiB/);
+is(request('GET', '/')->{status}, 200, 'still serving after a body over 16 MiB');
+is_json_error(request('GET', "$API/app/notifications"), 400, 'InvalidFormat',
+	'GET …/notifications without a WebSocket upgrade', qr/WebSocket/);
+
+# ---- requests that cannot be answered as asked ----
+sub raw_request
+{
+	my ($text) = @_;
+	my ($host, $port) = $base =~ m{//([^:/]+):(\d+)};
+	my $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port, Timeout => 10) or return '';
+	print $sock $text;
+	my $answer = '';
+	my $sel = IO::Select->new($sock);
+	while ($sel->can_read(5))
+	{
+		my $n = sysread($sock, my $buf, 65536);
+		last unless $n;
+		$answer .= $buf;
+	}
+	close $sock;
+	return $answer;
+}
+like(raw_request("PUT $API/app/things/ct/reportedStates HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n{}"),
+	qr{^HTTP/1\.1 411 .*"error":"InvalidFormat"}s, 'a PUT without Content-Length: 411, and the connection closes');
+unlike(raw_request("GET $API/app/notifications HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+	. "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"), qr{^HTTP/1\.1 101}, 'an h2c upgrade is refused');
+is_json_error(request('DELETE', "$API/app/things/ct", headers => { 'if-match' => '"' . ('x' x 300) . '"' }), 400,
+	'InvalidFormat', 'an If-Match too long to hold', qr/too long/);
+ok(thing('app', 'ct'), 'an If-Match too long to hold: nothing deleted');
+is_json_error(request('GET', "$API/list/things?labelSelector=" . ('a' x 2000)), 400, 'InvalidFormat',
+	'a label selector too long to hold', qr/too long/);
+is(request('GET', '/')->{status}, 200, 'still serving');
+
+# ---- the debugger's files ----
+$r = request('GET', '/debugger/');
+is($r->{status}, 200, 'GET /debugger/: 200');
+like($r->{headers}{'content-type'} // '', qr{^text/html}, 'GET /debugger/: text/html');
+like($r->{content} // '', qr/<html/i, 'GET /debugger/: the page');
+like(request('GET', '/debugger/app.js')->{headers}{'content-type'} // '', qr{javascript}, 'app.js: a JavaScript type');
+like(request('GET', '/debugger/style.css')->{headers}{'content-type'} // '', qr{^text/css}, 'style.css: text/css');
+is(request('GET', '/debugger/nope.js')->{status}, 404, 'a missing file: 404');
+for my $path ('/debugger/../gateway/main.c', '/debugger/%2e%2e/gateway/main.c', '/debugger/..%2fgateway%2fmain.c')
+{
+	my $r = request('GET', $path);
+	unlike($r->{content} // '', qr/libwebsockets/, "$path: not served");
+	isnt($r->{status}, 200, "$path: not 200");
+}
 
 # the gateway is still well and stops cleanly
 is(request('GET', '/')->{status}, 200, 'still serving');

@@ -197,7 +197,13 @@ try {
 	await cellShows(page, 'the synthetic alias follows', 'synthetic-table', 'level', 'value', '42');
 	ok(Number(await cellText(page, 'metadata-table', 'generation', 'value')) > gen0, 'the generation went up');
 	ok(await page.evaluate(() => window.__sameDocument) === true, 'the page was not reloaded');
-	ok(/#\d+/.test(await text(page, `[data-testid="thing-item"][data-thing="${LAMP}"] .gen`) || ''), 'the list entry shows the generation');
+	{
+		const shown = await cellText(page, 'metadata-table', 'generation', 'value');
+		await page.waitForFunction(([sel, want]) => (document.querySelector(sel)?.textContent || '').trim() === want,
+			[`[data-testid="thing-item"][data-thing="${LAMP}"] .gen`, '#' + shown], { timeout: 5000 }).catch(() => {});
+		const entry = (await text(page, `[data-testid="thing-item"][data-thing="${LAMP}"] .gen`) || '').trim();
+		ok(entry === '#' + shown, `the list entry shows the new generation (${entry}, expected #${shown})`);
+	}
 
 	// -- set a desired value through the page
 	await page.fill('#desired-feature', 'brightness');
