@@ -52,6 +52,7 @@ const state = {
 	selector: '',
 	thingName: null,      // the selected thing
 	thing: null,          // its latest version (null until initial)
+	wsDoc: null,          // the version this socket last received: the base of the next patch
 	deleted: false,
 	lag: 0,               // updates missed on this thing's connections (lag messages)
 	flash: false,         // false while rendering the first version of a thing
@@ -402,6 +403,7 @@ function wsUrl() {
 	const u = new URL(`${API}/${enc(state.app)}/things/${enc(state.thingName)}/notifications`, location.href);
 	u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
 	if (state.token) u.searchParams.set('token', state.token);
+	u.searchParams.set('diff', 'true'); // after initial, RFC 6902 patches instead of whole things
 	return u.toString();
 }
 
@@ -434,6 +436,7 @@ function connect() {
 	}
 	ws.binaryType = 'arraybuffer'; // binary frames decoded in order with the text ones
 	conn.ws = ws;
+	state.wsDoc = null;
 	conn.openedAt = 0;
 	setConn('connecting', conn.attempt ? `attempt ${conn.attempt + 1}` : '');
 	ws.addEventListener('open', () => {
@@ -509,31 +512,40 @@ function onMessage(text) {
 	case 'initial':
 		if (state.thing) state.flash = true; // a reconnect: show what changed while away
 		conn.attempt = 0;
+		state.wsDoc = msg.thing;
 		setThing(msg.thing);
 		break;
 	case 'change':
+		state.wsDoc = msg.thing;
 		if (!state.thing || msg.thing.metadata.generation > state.thing.metadata.generation || state.deleted)
 			setThing(msg.thing);
 		break;
-	case 'patch':
-		if (state.thing && msg.generation === state.thing.metadata.generation + 1) {
-			try {
-				setThing(applyPatch(structuredClone(state.thing), msg.patch));
-				break;
-			} catch (e) {
-				logMessage('patch-failed', e.message);
-			}
+	case 'patch': {
+		// the server diffs from the version it last sent us, whatever was dropped between
+		let doc = null;
+		try {
+			if (!state.wsDoc) throw new Error('no version to patch');
+			doc = applyPatch(structuredClone(state.wsDoc), msg.patch);
+		} catch (e) {
+			logMessage('patch-failed', e.message);
+			disconnect(); // start again from a fresh initial
+			connect();
+			break;
 		}
-		refetch();
+		state.wsDoc = doc;
+		if (!state.thing || doc.metadata.generation > state.thing.metadata.generation || state.deleted)
+			setThing(doc);
 		break;
+	}
 	case 'deleted':
+		state.wsDoc = null;
 		state.deleted = true;
 		$('thing-view').classList.add('deleted');
 		notice('deleted', `“${state.thingName}” was deleted. The view shows its last version.`);
 		break;
 	case 'lag': {
 		state.lag += Number(msg.lag) || 0;
-		const li = notice('lag', `Missed ${msg.lag} update${msg.lag === 1 ? '' : 's'} (the connection could not keep up; ${state.lag} in all); reloaded the thing.`);
+		const li = notice('lag', `Missed ${msg.lag} update${msg.lag === 1 ? '' : 's'} (the connection could not keep up; ${state.lag} in all); reloading the thing.`);
 		li.dataset.lag = String(state.lag);
 		refetch();
 		break;
@@ -543,7 +555,7 @@ function onMessage(text) {
 	}
 }
 
-// After lag or a patch that does not apply: read the thing over HTTP.
+// After lag: read the thing over HTTP, in case nothing follows on the socket.
 async function refetch() {
 	const name = state.thingName;
 	let r;

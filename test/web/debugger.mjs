@@ -197,6 +197,7 @@ try {
 	await cellShows(page, 'the synthetic alias follows', 'synthetic-table', 'level', 'value', '42');
 	ok(Number(await cellText(page, 'metadata-table', 'generation', 'value')) > gen0, 'the generation went up');
 	ok(await page.evaluate(() => window.__sameDocument) === true, 'the page was not reloaded');
+	ok(/\bpatch generation \d+/.test(await text(page, '#event-log') || ''), 'the change came as an RFC 6902 patch (diff mode)');
 	{
 		const shown = await cellText(page, 'metadata-table', 'generation', 'value');
 		await page.waitForFunction(([sel, want]) => (document.querySelector(sel)?.textContent || '').trim() === want,
