@@ -450,6 +450,42 @@ $c->pump_until(sub { grep { $_->{ev} eq 'comment' } @{ $c->{seen}{ssep} // [] } 
 my ($ping) = grep { $_->{ev} eq 'comment' } @{ $c->{seen}{ssep} // [] };
 is($ping && $ping->{text}, ' ping', 'SSE: a ": ping" comment within 15 s');
 
+# ---- --queue: a smaller queue; every change is delivered or counted in lag ----
+{
+	my $gq = DgTest::Gateway->start($node, '--queue', '3');
+	my $q = RawWs->open($gq->url, "$API/app/notifications", rcvbuf => 4096);
+	is($q->{status}, 101, '--queue 3: open');
+	$q->send_text(json_encode({ type => 'subscribe', thing => 'big' }));
+	my $first = $q->read_message(10);
+	like($first && ($first->{data} // ''), qr/"type":"initial"/, '--queue 3: initial');
+	my $qpid = in_child(sub {
+		my ($h) = @_;
+		$h->selectrow_array('SELECT doppelganger.dt_report_state($1, $2, $3)', undef, 'app', 'big', qq({"n": "q$_"}))
+		  for 1 .. 300;
+	});
+	my ($last_ping, $qdone) = (time, 0);
+	while (!$qdone)
+	{
+		if (time - $last_ping > 2) { $q->send_frame(0x9, 'hi'); $last_ping = time; }
+		$qdone = waitpid($qpid, POSIX::WNOHANG()) == $qpid;
+		sleep 0.1;
+	}
+	ok($? == 0, '--queue 3: 300 changes of a 40 kB thing done while the client did not read');
+	$q->set_rcvbuf(1 << 20);
+	my ($changes, $lagged, $lags) = (0, 0, 0);
+	while (my $msg = $q->read_message(3))
+	{
+		last if $msg->{close} || $msg->{eof};
+		if ($msg->{data} =~ /^\{"type":"change"/) { $changes++; }
+		elsif ($msg->{data} =~ /^\{"type":"lag","lag":(\d+)\}$/) { $lagged += $1; $lags++; }
+	}
+	ok($lagged > 0, "--queue 3: changes were dropped ($lagged in $lags lag messages)");
+	is($changes + $lagged, 300, "--queue 3: every change was delivered ($changes) or counted in lag ($lagged)");
+	$q->close;
+	$gq->stop;
+	is($gq->{exit}, 0, '--queue 3: stops cleanly');
+}
+
 $c->close;
 $gw->stop;
 is($gw->{exit}, 0, 'SIGTERM with clients connected: exit 0');
