@@ -61,6 +61,67 @@ gw_client_send(GwClient *client, GwMsg *msg)
 	return true;
 }
 
+/*
+ * May this request watch the application?  0 with *caller filled in, or
+ * the HTTP status to refuse with (body: its JSON, or "" for none): 401 for
+ * a bad token, 403 for a non-loopback client without a key, 404 when the
+ * caller may not read the application, as for a thing it may not see.
+ */
+int
+gw_client_admit(struct lws *wsi, const char *application, GwCaller *caller,
+				char *body, size_t size)
+{
+	char		msg[512];
+	const char *params[1] = {application};
+	GwDbError	err;
+	PGresult   *res;
+	int			status = 0;
+
+	body[0] = '\0';
+	switch (gw_authenticate(wsi, caller, msg, sizeof(msg)))
+	{
+		case GW_AUTH_OK:
+			break;
+		case GW_AUTH_UNAUTHORIZED:
+			gw_json_error("Unauthorized", msg, body, size);
+			return 401;
+		case GW_AUTH_FORBIDDEN:
+			gw_json_error("Forbidden", msg, body, size);
+			return 403;
+	}
+	res = gw_db_call(caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, true, &err);
+	if (!res)
+	{
+		status = err.http_status == 401 ? 401 : 503;
+		gw_json_error(status == 401 ? "Unauthorized" : "Unavailable", err.message, body, size);
+	}
+	else if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		status = 404;
+	PQclear(res);
+	if (status)
+		gw_caller_free(caller);
+	return status;
+}
+
+/* one queued message per writeable callback, as lws wants */
+int
+gw_client_write(GwClient *client)
+{
+	GwMsg	   *msg;
+
+	if (client->closing || !(msg = gw_queue_peek(&client->queue)))
+		return 0;
+	if (lws_write(client->wsi, msg->data + LWS_PRE, msg->len,
+				  client->sse ? LWS_WRITE_HTTP : LWS_WRITE_TEXT) < (int) msg->len)
+		return -1;
+	gw_queue_pop(&client->queue);
+	if (client->queue.count)
+		lws_callback_on_writable(client->wsi);
+	else
+		gw_client_lag(client);
+	return 0;
+}
+
 /* once the queue has drained: how much was lost, if anything */
 void
 gw_client_lag(GwClient *client)

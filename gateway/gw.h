@@ -123,6 +123,9 @@ extern GwMsg *gw_client_event(GwClient *client, const char *type, int64_t id,
 extern bool gw_client_send(GwClient *client, GwMsg *msg);
 extern void gw_client_lag(GwClient *client);
 extern void gw_client_init(GwClient *client, struct lws *wsi, bool sse);
+extern int	gw_client_admit(struct lws *wsi, const char *application, GwCaller *caller,
+							char *body, size_t size);
+extern int	gw_client_write(GwClient *client);
 extern void gw_client_free(GwClient *client);
 
 /* hub.c: changes from LISTEN to subscribers */
@@ -158,6 +161,7 @@ extern void gw_sse_ping(void);
 extern void gw_sse_forget(GwClient *client);
 
 extern bool gw_url_bool(struct lws *wsi, const char *name);
+extern bool gw_time_after(const char *duration, char *out);
 extern const char *gw_url_arg(struct lws *wsi, const char *name, char *buf, int size,
 							  bool *too_long);
 extern const char *gw_json_error(const char *error, const char *message, char *buf, size_t size);

@@ -451,6 +451,20 @@ content_type_is(struct lws *wsi, const char *type)
 	return strncasecmp(buf, type, n) == 0 && (buf[n] == '\0' || buf[n] == ';' || buf[n] == ' ');
 }
 
+/* now + a duration such as "30s" or "1m", as an RFC 3339 timestamp */
+bool
+gw_time_after(const char *duration, char *out)
+{
+	int64_t		d;
+	struct timespec now;
+
+	if (!dg_duration_parse(duration, &d) || d < 0)
+		return false;
+	clock_gettime(CLOCK_REALTIME, &now);
+	dg_time_format((dg_time) now.tv_sec * DG_NS_PER_S + now.tv_nsec + d, out);
+	return true;
+}
+
 /* valid-until / valid-for of PUT …/desiredStates/{name}/value */
 static bool
 valid_until(struct lws *wsi, char **out, char *message, size_t size)
@@ -460,7 +474,6 @@ valid_until(struct lws *wsi, char **out, char *message, size_t size)
 	bool		has_until = custom_header(wsi, "valid-until:", until, sizeof(until));
 	bool		has_for = custom_header(wsi, "valid-for:", forv, sizeof(forv));
 	dg_time		t;
-	int64_t		d;
 	char		text[64];
 
 	*out = NULL;
@@ -480,15 +493,11 @@ valid_until(struct lws *wsi, char **out, char *message, size_t size)
 	}
 	else if (has_for)
 	{
-		struct timespec now;
-
-		if (!dg_duration_parse(forv, &d) || d < 0)
+		if (!gw_time_after(forv, text))
 		{
 			snprintf(message, size, "valid-for is not a duration like 30s or 1m: %s", forv);
 			return false;
 		}
-		clock_gettime(CLOCK_REALTIME, &now);
-		dg_time_format((dg_time) now.tv_sec * DG_NS_PER_S + now.tv_nsec + d, text);
 		*out = strdup(text);
 	}
 	return true;

@@ -18,15 +18,11 @@ gw_sse_start(struct lws *wsi, GwSession *s, const char *uri)
 			   *p = start,
 			   *end = buf + sizeof(buf) - 1;
 	char		app[300],
-				msg[512],
 				body[1200];
 	char	   *thing = NULL;
 	bool		sse;
 	GwClient   *c;
-	GwDbError	err;
-	PGresult   *res;
-	const char *params[1] = {app};
-	int			status = 0;
+	int			status;
 	bool		diff = gw_url_bool(wsi, "diff");
 
 	if (gw_notifications_route(uri, app, sizeof(app), &thing, &sse) != 0 || !sse || !thing)
@@ -41,32 +37,12 @@ gw_sse_start(struct lws *wsi, GwSession *s, const char *uri)
 		return -1;
 	}
 	gw_client_init(c, wsi, true);
-	switch (gw_authenticate(wsi, &c->caller, msg, sizeof(msg)))
-	{
-		case GW_AUTH_OK:
-			res = gw_db_call(&c->caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, true, &err);
-			if (!res)
-				status = err.http_status == 401 ? 401 : 503;
-			else if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-				status = 404;
-			PQclear(res);
-			if (status == 401)
-				gw_json_error("Unauthorized", err.message, body, sizeof(body));
-			break;
-		case GW_AUTH_UNAUTHORIZED:
-			status = 401;
-			gw_json_error("Unauthorized", msg, body, sizeof(body));
-			break;
-		case GW_AUTH_FORBIDDEN:
-			status = 403;
-			gw_json_error("Forbidden", msg, body, sizeof(body));
-			break;
-	}
+	status = gw_client_admit(wsi, app, &c->caller, body, sizeof(body));
 	if (status || !(c->application = strdup(app)))
 	{
 		free(thing);
 		gw_client_free(c);
-		return gw_http_status(wsi, status ? status : 500, status == 401 || status == 403 ? body : NULL) ||
+		return gw_http_status(wsi, status ? status : 500, body[0] ? body : NULL) ||
 			lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
 
@@ -94,19 +70,8 @@ gw_sse_start(struct lws *wsi, GwSession *s, const char *uri)
 int
 gw_sse_writeable(struct lws *wsi, GwSession *s)
 {
-	GwClient   *c = s->client;
-	GwMsg	   *msg;
-
-	if (!c || !(msg = gw_queue_peek(&c->queue)))
-		return 0;
-	if (lws_write(wsi, msg->data + LWS_PRE, msg->len, LWS_WRITE_HTTP) < (int) msg->len)
-		return -1;
-	gw_queue_pop(&c->queue);
-	if (c->queue.count)
-		lws_callback_on_writable(wsi);
-	else
-		gw_client_lag(c);
-	return 0;
+	(void) wsi;
+	return s->client ? gw_client_write(s->client) : 0;
 }
 
 /* a comment line every 15 s keeps proxies from closing a quiet stream */

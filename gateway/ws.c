@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gw.h"
 #include "../src/dg.h"
@@ -22,15 +21,11 @@ gw_ws_confirm(struct lws *wsi, GwSession *s)
 	char	   *uri;
 	int			uri_len;
 	char		app[300],
-				msg[512],
 				body[1200];
 	char	   *thing = NULL;
 	bool		sse;
 	GwCaller	caller;
-	GwDbError	err;
-	PGresult   *res;
-	const char *params[1] = {app};
-	int			status = 0;
+	int			status;
 
 	(void) s;
 	if (lws_http_get_uri_and_method(wsi, &uri, &uri_len) < 0 ||
@@ -40,26 +35,9 @@ gw_ws_confirm(struct lws *wsi, GwSession *s)
 		return gw_http_status(wsi, 404, gw_json_error("NotFound", "no WebSocket endpoint here", body, sizeof(body))) ? -1 : 1;
 	}
 	free(thing);
-	switch (gw_authenticate(wsi, &caller, msg, sizeof(msg)))
-	{
-		case GW_AUTH_OK:
-			break;
-		case GW_AUTH_UNAUTHORIZED:
-			return gw_http_status(wsi, 401, gw_json_error("Unauthorized", msg, body, sizeof(body))) ? -1 : 1;
-		case GW_AUTH_FORBIDDEN:
-			return gw_http_status(wsi, 403, gw_json_error("Forbidden", msg, body, sizeof(body))) ? -1 : 1;
-	}
-	res = gw_db_call(&caller, "SELECT doppelganger.dt_can($1, 'read')", 1, params, true, &err);
-	if (!res)
-		status = err.http_status == 401 ? 401 : 503;
-	else if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		status = 404;
-	PQclear(res);
+	if ((status = gw_client_admit(wsi, app, &caller, body, sizeof(body))) != 0)
+		return gw_http_status(wsi, status, body[0] ? body : NULL) ? -1 : 1;
 	gw_caller_free(&caller);
-	if (status == 401)
-		return gw_http_status(wsi, 401, gw_json_error("Unauthorized", err.message, body, sizeof(body))) ? -1 : 1;
-	if (status)
-		return gw_http_status(wsi, status, NULL) ? -1 : 1;
 	return 0;
 }
 
@@ -118,39 +96,34 @@ desired_values(json_object *values, json_object **out, char *why, size_t size)
 	json_object_object_foreach(values, name, v)
 	{
 		json_object *value,
-				   *until,
-				   *forv;
+				   *forv = NULL;
+		bool		has_for;
 
 		if (!json_object_is_type(v, json_type_object) || !json_object_object_get_ex(v, "value", &value))
 		{
 			json_object_object_add(result, name, json_object_get(v));
 			continue;
 		}
-		json_object_object_get_ex(v, "validUntil", &until);
-		json_object_object_get_ex(v, "validFor", &forv);
-		if (json_object_object_get_ex(v, "validUntil", NULL) && json_object_object_get_ex(v, "validFor", NULL))
+		has_for = json_object_object_get_ex(v, "validFor", &forv);
+		if (has_for && json_object_object_get_ex(v, "validUntil", NULL))
 		{
 			snprintf(why, size, "%s: give either validUntil or validFor, not both", name);
 			json_object_put(result);
 			return false;
 		}
-		if (json_object_object_get_ex(v, "validFor", NULL))
+		if (has_for)
 		{
-			int64_t		d;
-			struct timespec now;
 			char		text[64];
-			json_object *item = json_object_new_object();
+			json_object *item;
 
 			if (!json_object_is_type(forv, json_type_string) ||
-				!dg_duration_parse(json_object_get_string(forv), &d) || d < 0)
+				!gw_time_after(json_object_get_string(forv), text))
 			{
 				snprintf(why, size, "%s: validFor is not a duration like 30s or 1m", name);
-				json_object_put(item);
 				json_object_put(result);
 				return false;
 			}
-			clock_gettime(CLOCK_REALTIME, &now);
-			dg_time_format((dg_time) now.tv_sec * DG_NS_PER_S + now.tv_nsec + d, text);
+			item = json_object_new_object();
 			json_object_object_add(item, "value", json_object_get(value));
 			json_object_object_add(item, "validUntil", json_object_new_string(text));
 			json_object_object_add(result, name, item);
@@ -275,21 +248,8 @@ gw_ws_receive(struct lws *wsi, GwSession *s, const void *in, size_t len)
 int
 gw_ws_writeable(struct lws *wsi, GwSession *s)
 {
-	GwClient   *c = s->client;
-	GwMsg	   *msg;
-
-	if (!c || c->closing)
-		return 0;
-	if (!(msg = gw_queue_peek(&c->queue)))
-		return 0;
-	if (lws_write(wsi, msg->data + LWS_PRE, msg->len, LWS_WRITE_TEXT) < (int) msg->len)
-		return -1;
-	gw_queue_pop(&c->queue);
-	if (c->queue.count)
-		lws_callback_on_writable(wsi);
-	else
-		gw_client_lag(c);
-	return 0;
+	(void) wsi;
+	return s->client ? gw_client_write(s->client) : 0;
 }
 
 void
