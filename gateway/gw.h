@@ -138,6 +138,39 @@ extern bool gw_hub_subscribe(GwClient *client, const char *thing, bool diff);
 extern void gw_hub_unsubscribe(GwClient *client, const char *thing);
 extern void gw_hub_drop_client(GwClient *client);
 
+/* route.c: the endpoint a path names */
+#define GW_API "/api/v1alpha1/things"
+/* an application name: 64 characters (the extension's limit) of UTF-8 */
+#define GW_APPLICATION_SIZE (64 * 4 + 1)
+
+typedef enum Endpoint
+{
+	EP_NONE,
+	EP_ROOT,					/* /api/v1alpha1/things */
+	EP_LIST,					/* …/{app}/things */
+	EP_THING,					/* …/{app}/things/{thing} */
+	EP_REPORTED,
+	EP_SYNTHETIC,
+	EP_DESIRED,
+	EP_DESIRED_VALUE,
+	EP_RECONCILIATIONS,
+	EP_ANNOTATIONS,
+	EP_LABELS,
+	EP_NOTIFICATIONS,			/* WebSocket, both forms */
+	EP_EVENTS					/* SSE */
+} Endpoint;
+
+typedef struct Route
+{
+	Endpoint	endpoint;
+	char		application[GW_APPLICATION_SIZE];
+	char	   *thing;			/* malloc'd or NULL */
+	char	   *feature;		/* malloc'd or NULL */
+} Route;
+
+extern bool gw_route(const char *uri, Route *r);
+extern void gw_route_free(Route *r);
+
 /* http.c, ws.c, sse.c: the protocol callback's parts */
 typedef struct GwSession GwSession;
 extern int	gw_http_request(struct lws *wsi, GwSession *s, const char *uri);

@@ -10,187 +10,6 @@
 #include "gw.h"
 #include "../src/dg.h"
 
-#define API "/api/v1alpha1/things"
-
-typedef enum Endpoint
-{
-	EP_NONE,
-	EP_ROOT,					/* /api/v1alpha1/things */
-	EP_LIST,					/* …/{app}/things */
-	EP_THING,					/* …/{app}/things/{thing} */
-	EP_REPORTED,
-	EP_SYNTHETIC,
-	EP_DESIRED,
-	EP_DESIRED_VALUE,
-	EP_RECONCILIATIONS,
-	EP_ANNOTATIONS,
-	EP_LABELS,
-	EP_NOTIFICATIONS,			/* WebSocket, both forms */
-	EP_EVENTS					/* SSE */
-} Endpoint;
-
-typedef struct Route
-{
-	Endpoint	endpoint;
-	char		application[DG_MAX_APPLICATION_LEN * 4 + 1];
-	char	   *thing;			/* malloc'd or NULL */
-	char	   *feature;		/* malloc'd or NULL */
-} Route;
-
-static char *
-strndup_or_null(const char *s, size_t n)
-{
-	char	   *r = malloc(n + 1);
-
-	if (r)
-	{
-		memcpy(r, s, n);
-		r[n] = '\0';
-	}
-	return r;
-}
-
-static bool
-ends_with(const char *s, size_t len, const char *suffix, size_t *rest)
-{
-	size_t		n = strlen(suffix);
-
-	if (len <= n || memcmp(s + len - n, suffix, n) != 0)
-		return false;
-	*rest = len - n;
-	return true;
-}
-
-/*
- * The path after the prefix: {app}/things/{thing}[/suffix].  {thing} may
- * contain "/", so suffixes are matched from the end.
- */
-static bool
-route(const char *uri, Route *r)
-{
-	const char *p,
-			   *slash,
-			   *t;
-	size_t		len,
-				rest;
-	const char *kw;
-
-	memset(r, 0, sizeof(*r));
-	if (strncmp(uri, API, strlen(API)) != 0)
-		return false;
-	p = uri + strlen(API);
-	if (*p == '\0' || strcmp(p, "/") == 0)
-	{
-		r->endpoint = EP_ROOT;
-		return true;
-	}
-	if (*p++ != '/' || !(slash = strchr(p, '/')) || slash == p ||
-		(size_t) (slash - p) >= sizeof(r->application))
-		return false;
-	memcpy(r->application, p, slash - p);
-	r->application[slash - p] = '\0';
-	p = slash;
-	if (strcmp(p, "/notifications") == 0)
-	{
-		r->endpoint = EP_NOTIFICATIONS;
-		return true;
-	}
-	if (strcmp(p, "/things") == 0 || strcmp(p, "/things/") == 0)
-	{
-		r->endpoint = EP_LIST;
-		return true;
-	}
-	if (strncmp(p, "/things/", 8) != 0 || p[8] == '\0')
-		return false;
-	t = p + 8;
-	len = strlen(t);
-
-	if (ends_with(t, len, "/notifications", &rest))
-		r->endpoint = EP_NOTIFICATIONS;
-	else if (ends_with(t, len, "/events", &rest))
-		r->endpoint = EP_EVENTS;
-	else if (ends_with(t, len, "/reportedStates", &rest))
-		r->endpoint = EP_REPORTED;
-	else if (ends_with(t, len, "/reconciliations", &rest))
-		r->endpoint = EP_RECONCILIATIONS;
-	else if (ends_with(t, len, "/annotations", &rest))
-		r->endpoint = EP_ANNOTATIONS;
-	else if (ends_with(t, len, "/labels", &rest))
-		r->endpoint = EP_LABELS;
-	else
-	{
-		/* …/{thing}/syntheticStates/{name}, …/desiredStates/{name}[/value] */
-		const char *end = t + len;
-		bool		value = false;
-
-		if (ends_with(t, len, "/value", &rest))
-		{
-			value = true;
-			end = t + rest;
-		}
-		for (int k = 0; k < 2; k++)
-		{
-			const char *q;
-
-			kw = k == 0 ? "/desiredStates/" : "/syntheticStates/";
-			if (k == 1 && value)
-				break;
-			for (q = end - 1; q > t; q--)
-				if (*q == '/')
-					break;
-			if (q <= t || (size_t) (q - t) + 1 < strlen(kw) ||
-				strncmp(q - strlen(kw) + 1, kw, strlen(kw)) != 0 || q + 1 >= end)
-				continue;
-			r->endpoint = k == 0 ? (value ? EP_DESIRED_VALUE : EP_DESIRED) : EP_SYNTHETIC;
-			r->feature = strndup_or_null(q + 1, end - q - 1);
-			rest = (q - strlen(kw) + 1) - t;
-			break;
-		}
-		if (r->endpoint == EP_NONE)
-		{
-			/* a plain thing, unless it looks like a feature's path gone wrong */
-			if (strstr(t, "/desiredStates/") || strstr(t, "/syntheticStates/"))
-				return false;
-			rest = len;
-			r->endpoint = EP_THING;
-		}
-	}
-	if (rest == 0)
-	{
-		free(r->feature);
-		r->feature = NULL;
-		r->endpoint = EP_NONE;
-		return false;
-	}
-	r->thing = strndup_or_null(t, rest);
-	return true;
-}
-
-static void
-route_free(Route *r)
-{
-	free(r->thing);
-	free(r->feature);
-}
-
-int
-gw_notifications_route(const char *uri, char *application, size_t app_size,
-					   char **thing, bool *sse)
-{
-	Route		r;
-
-	if (!route(uri, &r) || (r.endpoint != EP_NOTIFICATIONS && r.endpoint != EP_EVENTS))
-	{
-		route_free(&r);
-		return -1;
-	}
-	snprintf(application, app_size, "%s", r.application);
-	*thing = r.thing;
-	*sse = r.endpoint == EP_EVENTS;
-	free(r.feature);
-	return 0;
-}
-
 const char *
 gw_json_error(const char *error, const char *message, char *buf, size_t size)
 {
@@ -538,7 +357,7 @@ dispatch(struct lws *wsi, GwSession *s)
 		return s->method == LWSHUMETH_GET
 			? respond(wsi, s, 200, "{\"ok\":true,\"name\":\"Doppelganger\",\"version\":\"0.1\"}", NULL)
 			: respond_error(wsi, s, 405, "MethodNotAllowed", "only GET is allowed here");
-	if (!route(s->path, &r))
+	if (!gw_route(s->path, &r))
 		return respond_error(wsi, s, 404, "NotFound", "no such endpoint");
 
 	memset(&c, 0, sizeof(c));
@@ -566,7 +385,7 @@ dispatch(struct lws *wsi, GwSession *s)
 				sel = gw_url_arg(wsi, "labelSelector=", selector, sizeof(selector), &too_long);
 				if (too_long)
 				{
-					route_free(&r);
+					gw_route_free(&r);
 					return respond_error(wsi, s, 400, "InvalidFormat", "the label selector is too long");
 				}
 				c = (Call) {"SELECT coalesce(jsonb_agg(t), '[]') FROM doppelganger.dt_list_things($1, $2) AS t",
@@ -585,7 +404,7 @@ dispatch(struct lws *wsi, GwSession *s)
 
 				if (!json_patch && !content_type_is(wsi, "application/merge-patch+json"))
 				{
-					route_free(&r);
+					gw_route_free(&r);
 					return respond_error(wsi, s, 415, "InvalidFormat",
 										 "PATCH needs Content-Type application/json-patch+json or application/merge-patch+json");
 				}
@@ -618,7 +437,7 @@ dispatch(struct lws *wsi, GwSession *s)
 			{
 				if (!valid_until(wsi, &until, msg, sizeof(msg)))
 				{
-					route_free(&r);
+					gw_route_free(&r);
 					return respond_error(wsi, s, 400, "InvalidFormat", msg);
 				}
 				c = (Call) {"SELECT doppelganger.dt_set_desired_value($1, $2, $3, $4, $5)", 5,
@@ -638,7 +457,7 @@ dispatch(struct lws *wsi, GwSession *s)
 				{r.application, r.thing}, json_type_object, true, 204};
 			break;
 		case EP_NOTIFICATIONS:
-			route_free(&r);
+			gw_route_free(&r);
 			return respond_error(wsi, s, 400, "InvalidFormat", "this endpoint needs a WebSocket upgrade");
 		case EP_EVENTS:
 		case EP_NONE:
@@ -646,7 +465,7 @@ dispatch(struct lws *wsi, GwSession *s)
 	}
 	if (!c.sql)
 	{
-		route_free(&r);
+		gw_route_free(&r);
 		return respond_error(wsi, s, 405, "MethodNotAllowed", "the method is not allowed on this endpoint");
 	}
 
@@ -723,7 +542,7 @@ out:
 	gw_caller_free(&caller);
 	free(match);
 	free(until);
-	route_free(&r);
+	gw_route_free(&r);
 	return rc;
 }
 
@@ -751,7 +570,7 @@ gw_http_request(struct lws *wsi, GwSession *s, const char *uri)
 		return -1;
 	if (s->method == LWSHUMETH_GET)
 	{
-		char		app[DG_MAX_APPLICATION_LEN * 4 + 1];
+		char		app[GW_APPLICATION_SIZE];
 		char	   *thing = NULL;
 		bool		sse;
 

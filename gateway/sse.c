@@ -17,7 +17,7 @@ gw_sse_start(struct lws *wsi, GwSession *s, const char *uri)
 	unsigned char *start = buf + LWS_PRE,
 			   *p = start,
 			   *end = buf + sizeof(buf) - 1;
-	char		app[300],
+	char		app[GW_APPLICATION_SIZE],
 				body[1200];
 	char	   *thing = NULL;
 	bool		sse;

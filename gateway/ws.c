@@ -20,7 +20,7 @@ gw_ws_confirm(struct lws *wsi, GwSession *s)
 {
 	char	   *uri;
 	int			uri_len;
-	char		app[300],
+	char		app[GW_APPLICATION_SIZE],
 				body[1200];
 	char	   *thing = NULL;
 	bool		sse;
@@ -46,7 +46,7 @@ gw_ws_established(struct lws *wsi, GwSession *s)
 {
 	char	   *uri;
 	int			uri_len;
-	char		app[300],
+	char		app[GW_APPLICATION_SIZE],
 				msg[512];
 	char	   *thing = NULL;
 	bool		sse;
