@@ -13,13 +13,13 @@
 
 #include "gw.h"
 
-typedef struct GwConn
+struct GwConn
 {
 	PGconn	   *conn;
 	bool		role_known;		/* role and claims below are what the session has */
 	char	   *role;
 	char	   *claims;
-} GwConn;
+};
 
 static GwConn request_conn;
 static GwConn reader_conn;
@@ -150,11 +150,9 @@ run(GwConn *c, const char *sql, int nparams, const char *const *params, GwDbErro
 }
 
 static PGresult *
-call_once(const GwCaller *caller, const char *sql, int nparams,
+call_once(GwConn *c, const GwCaller *caller, const char *sql, int nparams,
 		  const char *const *params, GwDbError *err, bool *applied)
 {
-	GwConn	   *c = &request_conn;
-
 	*applied = false;
 	err->http_status = 0;
 	if (!ensure_connected(c, err))
@@ -193,16 +191,41 @@ call_once(const GwCaller *caller, const char *sql, int nparams,
  * write that was sent is not, since it may have been applied.
  */
 PGresult *
+gw_db_call_on(GwConn *c, const GwCaller *caller, const char *sql, int nparams,
+			  const char *const *params, bool read_only, GwDbError *err)
+{
+	bool		applied;
+	PGresult   *res = call_once(c, caller, sql, nparams, params, err, &applied);
+
+	if (!res && (read_only || !applied) && c->conn && PQstatus(c->conn) == CONNECTION_BAD)
+		res = call_once(c, caller, sql, nparams, params, err, &applied);
+	return res;
+}
+
+/* on the event loop's own connection: admission checks and initial reads */
+PGresult *
 gw_db_call(const GwCaller *caller, const char *sql, int nparams,
 		   const char *const *params, bool read_only, GwDbError *err)
 {
-	bool		applied;
-	PGresult   *res = call_once(caller, sql, nparams, params, err, &applied);
+	return gw_db_call_on(&request_conn, caller, sql, nparams, params, read_only, err);
+}
 
-	if (!res && (read_only || !applied) && request_conn.conn &&
-		PQstatus(request_conn.conn) == CONNECTION_BAD)
-		res = call_once(caller, sql, nparams, params, err, &applied);
-	return res;
+/* a connection of its own, opened on first use (for pool.c's threads) */
+GwConn *
+gw_conn_new(void)
+{
+	return calloc(1, sizeof(GwConn));
+}
+
+void
+gw_conn_free(GwConn *c)
+{
+	if (!c)
+		return;
+	if (c->conn)
+		PQfinish(c->conn);
+	forget_role(c);
+	free(c);
 }
 
 PGresult *

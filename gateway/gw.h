@@ -30,6 +30,7 @@ typedef struct GwConfig
 	const char *anon_role;
 	const char *web;
 	int			queue;
+	int			pool;
 } GwConfig;
 
 extern GwConfig gw_config;
@@ -61,7 +62,13 @@ typedef struct GwDbError
 	char		message[512];
 } GwDbError;
 
+typedef struct GwConn GwConn;
+
 extern bool gw_db_open(void);
+extern GwConn *gw_conn_new(void);
+extern void gw_conn_free(GwConn *c);
+extern PGresult *gw_db_call_on(GwConn *c, const GwCaller *caller, const char *sql, int nparams,
+							   const char *const *params, bool read_only, GwDbError *err);
 extern void gw_db_close(void);
 extern PGresult *gw_db_call(const GwCaller *caller, const char *sql, int nparams,
 							const char *const *params, bool read_only, GwDbError *err);
@@ -199,6 +206,39 @@ extern const char *gw_url_arg(struct lws *wsi, const char *name, char *buf, int 
 							  bool *too_long);
 extern const char *gw_json_error(const char *error, const char *message, char *buf, size_t size);
 
+/* pool.c: REST calls on threads of their own */
+typedef struct GwJob GwJob;
+
+struct GwJob
+{
+	GwJob	   *next;
+	/* the call, all owned */
+	GwCaller	caller;
+	const char *sql;			/* a literal */
+	int			nparams;
+	char	   *params[6];
+	bool		read_only;
+	/* its outcome */
+	PGresult   *res;
+	GwDbError	err;
+	/* whom to answer (NULL: nobody, e.g. the connection closed) and how */
+	GwSession  *session;
+	struct lws *wsi;
+	int			endpoint;
+	int			success;
+	char	   *label;			/* without a session: log a failure under it */
+};
+
+extern bool gw_pool_start(struct lws_context *context, int threads);
+extern void gw_pool_stop(void);
+extern GwJob *gw_job_new(const GwCaller *caller, const char *sql, int nparams,
+						 const char *const *params, bool read_only);
+extern void gw_job_free(GwJob *job);
+extern void gw_pool_submit(GwJob *job);
+extern void gw_pool_collect(void);
+extern void gw_pool_forget(GwSession *s);
+extern void gw_http_job_done(GwJob *job);
+
 /* per-connection state */
 struct GwSession
 {
@@ -220,6 +260,7 @@ struct GwSession
 	size_t		out_len;
 	size_t		out_sent;
 	bool		headers_sent;
+	GwJob	   *job;			/* the REST call in flight */
 	/* WebSocket or SSE */
 	GwClient   *client;
 	char	   *pending_thing;	/* single-thing endpoint, subscribed when established */

@@ -342,8 +342,7 @@ dispatch(struct lws *wsi, GwSession *s)
 	char	   *match = NULL,
 			   *until = NULL;
 	json_object *body = NULL;
-	GwDbError	err;
-	PGresult   *res;
+	GwJob	   *job;
 	int			rc;
 	char		selector[1024];
 	const char *sel = NULL;
@@ -509,34 +508,20 @@ dispatch(struct lws *wsi, GwSession *s)
 		c.params[r.endpoint == EP_ROOT ? 0 : c.nparams == 3 ? 2 : 3] = s->body;
 	}
 
-	res = gw_db_call(&caller, c.sql, c.nparams, c.params, s->method == LWSHUMETH_GET, &err);
-	if (!res)
-		rc = respond_db_error(wsi, s, &err);
-	else
+	/* the call runs on the pool; gw_http_job_done answers */
+	job = gw_job_new(&caller, c.sql, c.nparams, c.params, s->method == LWSHUMETH_GET);
+	if (!job)
 	{
-		if (c.success == 200)
-		{
-			if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
-				rc = respond(wsi, s, 404, NULL, NULL);
-			else
-			{
-				char		etag[300];
-				json_object *doc = r.endpoint == EP_THING ? json_tokener_parse(PQgetvalue(res, 0, 0)) : NULL;
-				json_object *meta,
-						   *rv;
-
-				etag[0] = '\0';
-				if (doc && json_object_object_get_ex(doc, "metadata", &meta) &&
-					json_object_object_get_ex(meta, "resourceVersion", &rv))
-					snprintf(etag, sizeof(etag), "etag: \"%s\"\r\n", json_object_get_string(rv));
-				rc = respond(wsi, s, 200, PQgetvalue(res, 0, 0), etag[0] ? etag : NULL);
-				json_object_put(doc);
-			}
-		}
-		else
-			rc = respond(wsi, s, c.success, c.success == 201 ? "{}" : NULL, NULL);
-		PQclear(res);
+		rc = -1;
+		goto out;
 	}
+	job->session = s;
+	job->wsi = wsi;
+	job->endpoint = r.endpoint;
+	job->success = c.success;
+	s->job = job;
+	gw_pool_submit(job);
+	rc = 0;
 out:
 	json_object_put(body);
 	gw_caller_free(&caller);
@@ -544,6 +529,37 @@ out:
 	free(until);
 	gw_route_free(&r);
 	return rc;
+}
+
+/* on the loop's thread, with the outcome of a REST call */
+void
+gw_http_job_done(GwJob *job)
+{
+	GwSession  *s = job->session;
+	struct lws *wsi = job->wsi;
+	PGresult   *res = job->res;
+
+	s->job = NULL;
+	if (!res)
+		respond_db_error(wsi, s, &job->err);
+	else if (job->success != 200)
+		respond(wsi, s, job->success, job->success == 201 ? "{}" : NULL, NULL);
+	else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+		respond(wsi, s, 404, NULL, NULL);
+	else
+	{
+		char		etag[300];
+		json_object *doc = job->endpoint == EP_THING ? json_tokener_parse(PQgetvalue(res, 0, 0)) : NULL;
+		json_object *meta,
+				   *rv;
+
+		etag[0] = '\0';
+		if (doc && json_object_object_get_ex(doc, "metadata", &meta) &&
+			json_object_object_get_ex(meta, "resourceVersion", &rv))
+			snprintf(etag, sizeof(etag), "etag: \"%s\"\r\n", json_object_get_string(rv));
+		respond(wsi, s, 200, PQgetvalue(res, 0, 0), etag[0] ? etag : NULL);
+		json_object_put(doc);
+	}
 }
 
 static bool

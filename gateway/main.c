@@ -21,6 +21,7 @@ GwConfig	gw_config = {
 	.db = "dbname=postgres",
 	.role_claim = "role",
 	.queue = 64,
+	.pool = 4,
 };
 
 static volatile sig_atomic_t stopping;
@@ -56,7 +57,13 @@ gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			if (s && s->kind == GW_S_SSE)
 				gw_ws_closed(s);
 			if (s)
+			{
+				gw_pool_forget(s);
 				gw_http_reset(s);
+			}
+			return 0;
+		case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+			gw_pool_collect();
 			return 0;
 		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 			/* h2c would turn the connection into HTTP/2, which nothing here speaks */
@@ -159,6 +166,7 @@ usage(FILE *out)
 			"  --anon-role ROLE     role of requests without a token\n"
 			"  --web DIR            the debugger's files (web/ of the repository)\n"
 			"  --queue N            messages queued per client before lag (64)\n"
+			"  --pool N             database connections (and threads) for REST calls (4)\n"
 			"Each option may also be given as DG_GATEWAY_<NAME>, e.g. DG_GATEWAY_JWT_SECRET.\n");
 }
 
@@ -172,6 +180,7 @@ static const struct option options[] = {
 	{"anon-role", required_argument, NULL, 'a'},
 	{"web", required_argument, NULL, 'w'},
 	{"queue", required_argument, NULL, 'q'},
+	{"pool", required_argument, NULL, 'P'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0}
 };
@@ -207,17 +216,20 @@ set_option(int opt, const char *value, const char **key_file)
 			return true;
 		case 'p':
 		case 'q':
+		case 'P':
 			errno = 0;
 			n = strtol(value, &end, 10);
-			if (errno || *end || n < (opt == 'p' ? 0 : 1) || n > 65535)
+			if (errno || *end || n < (opt == 'p' ? 0 : 1) || n > (opt == 'P' ? 64 : 65535))
 			{
 				fprintf(stderr, "dg-gateway: invalid number \"%s\"\n", value);
 				return false;
 			}
 			if (opt == 'p')
 				gw_config.port = (int) n;
-			else
+			else if (opt == 'q')
 				gw_config.queue = (int) n;
+			else
+				gw_config.pool = (int) n;
 			return true;
 	}
 	return false;
@@ -323,8 +335,9 @@ main(int argc, char **argv)
 		gw_db_close();
 		return 1;
 	}
-	if (!gw_hub_start(context, vhost))
+	if (!gw_hub_start(context, vhost) || !gw_pool_start(context, gw_config.pool))
 	{
+		gw_pool_stop();
 		lws_context_destroy(context);
 		gw_db_close();
 		return 1;
@@ -347,6 +360,7 @@ main(int argc, char **argv)
 	}
 	lws_sul_cancel(&sse_ping_timer);
 	gw_hub_quiesce();
+	gw_pool_stop();		/* its threads wake the context: before it goes */
 	lws_context_destroy(context);
 	gw_hub_stop();
 	gw_db_close();

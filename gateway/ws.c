@@ -141,19 +141,21 @@ set_desired_values(GwClient *c, const char *thing, json_object *values)
 	json_object *event = json_object_new_object();
 	json_object *inner = json_object_new_object();
 	const char *params[3];
-	GwDbError	err;
-	PGresult   *res;
+	GwJob	   *job;
+	char		label[400];
 
 	json_object_object_add(inner, "values", values);
 	json_object_object_add(event, "setDesiredValue", inner);
 	params[0] = c->application;
 	params[1] = thing;
 	params[2] = dg_json_text(event, NULL);
-	res = gw_db_call(&c->caller, "SELECT doppelganger.dt_process_event($1, $2, $3)", 3, params, false, &err);
-	if (res)
-		PQclear(res);
+	/* on the pool, like a REST call: no reply, a failure is only logged */
+	job = gw_job_new(&c->caller, "SELECT doppelganger.dt_process_event($1, $2, $3)", 3, params, false);
+	snprintf(label, sizeof(label), "setDesiredValues on %s/%s", c->application, thing);
+	if (job && (job->label = strdup(label)))
+		gw_pool_submit(job);
 	else
-		lwsl_warn("setDesiredValues on %s/%s: %s\n", c->application, thing, err.message);
+		gw_job_free(job);
 	json_object_put(event);
 }
 

@@ -8,6 +8,7 @@ use Test::More;
 use HTTP::Tiny;
 use JSON::PP;
 use Encode qw(encode_utf8);
+use POSIX ();
 use IO::Socket::INET;
 use IO::Select;
 use DgTest;
@@ -514,6 +515,35 @@ for my $path ('/debugger/../gateway/main.c', '/debugger/%2e%2e/gateway/main.c', 
 	my $r = request('GET', $path);
 	unlike($r->{content} // '', qr/libwebsockets/, "$path: not served");
 	isnt($r->{status}, 200, "$path: not 200");
+}
+
+# ---- a call waiting for a row lock holds up nobody else ----
+request('POST', $API, body => { metadata => { application => 'app', name => 'locked' } });
+request('POST', $API, body => { metadata => { application => 'app', name => 'free' } });
+{
+	my $holder = $node->dbh;
+	$holder->begin_work;
+	$holder->do(q{SELECT 1 FROM doppelganger.things WHERE application = 'app' AND name = 'locked' FOR UPDATE});
+	my $pid = fork // die "fork: $!";
+	if (!$pid)
+	{
+		my $r = HTTP::Tiny->new(timeout => 30)->put("$base$API/app/things/locked/reportedStates",
+			{ headers => { 'content-type' => 'application/json' }, content => '{"x": 1}' });
+		POSIX::_exit($r->{status} == 204 ? 0 : 1);
+	}
+	sleep 0.5;		# the PUT is waiting for the lock now
+	my $t0 = time;
+	my $r = request('GET', "$API/app/things/free");
+	my $r2 = request('PUT', "$API/app/things/free/reportedStates", body => { y => 2 });
+	my $took = time - $t0;
+	is($r->{status}, 200, 'while a PUT waits for a row lock: another GET answers');
+	is($r2->{status}, 204, 'and another PUT');
+	ok($took < 2, sprintf('at once (%.2f s)', $took));
+	ok(kill(0, $pid) && waitpid($pid, POSIX::WNOHANG()) == 0, 'the waiting PUT is still waiting');
+	$holder->commit;
+	waitpid($pid, 0);
+	is($?, 0, 'once the lock is gone, the waiting PUT succeeds (204)');
+	is(thing('app', 'locked')->{reportedState}{x}{value}, 1, 'and is stored');
 }
 
 # the gateway is still well and stops cleanly

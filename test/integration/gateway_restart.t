@@ -11,7 +11,7 @@ $SIG{ALRM} = sub { fail('the test timed out'); done_testing(); exit 1; };
 alarm 120;
 
 my $node = DgTest->cluster(name => 'gateway_restart');
-my $gw = DgTest::Gateway->start($node);
+my $gw = DgTest::Gateway->start($node, '--pool', '1');	# one REST connection: which one breaks is known
 my $API = '/api/v1alpha1/things';
 my $http = HTTP::Tiny->new(timeout => 10);
 my $stream = "$node->{dir}/events.txt";
