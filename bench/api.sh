@@ -5,6 +5,10 @@
 # statement (UPDATE ... RETURNING feeding pg_notify), one round trip like
 # the API call.
 #
+# Third, the same call over HTTP: PUT …/reportedStates through dg-gateway
+# (bench/restload.mjs, keep-alive connections, as many as pgbench's clients),
+# against the API call made directly.
+#
 # Each client count runs baseline and API alternately ROUNDS times and
 # reports the median of the per-round ratios, which cancels most of the
 # noise of a shared machine.  Durable commits (fsync on), as in production.
@@ -22,7 +26,8 @@ PORT=55433
 dg_install_packages
 dg_build
 dg_cluster_start "$DIR" "$PORT" "fsync = on" "synchronous_commit = on" "max_connections = 50"
-trap 'dg_cluster_stop "$DIR"' EXIT
+GW_PID=
+trap '[ -n "$GW_PID" ] && kill "$GW_PID"; dg_cluster_stop "$DIR"' EXIT
 
 psql_() { as_postgres psql -XAtq -h "$DIR" -p "$PORT" -d postgres "$@"; }
 psql_ -c "CREATE EXTENSION doppelganger" -c "
@@ -53,6 +58,19 @@ SELECT pg_notify('thing_changes', json_build_object('op', 'updated', 'applicatio
     'thing', name, 'generation', generation, 'resourceVersion', gen_random_uuid())::text) FROM u;
 EOF
 
+# the gateway, with a REST thread per client
+"$DG_ROOT/gateway/bin/dg-gateway" --port 0 --pool 4 --db "dbname=postgres host=$DIR port=$PORT user=postgres" \
+	>"$DIR.gw.out" 2>"$DIR.gw.log" &
+GW_PID=$!
+for _ in $(seq 100); do grep -q listening "$DIR.gw.out" 2>/dev/null && break; sleep 0.1; done
+GW_URL=$(sed -n 's/^listening on //p' "$DIR.gw.out")
+[ -n "$GW_URL" ] || { echo "the gateway did not start: $(tail -3 "$DIR.gw.log")" >&2; exit 1; }
+
+rest() {
+	node "$DG_ROOT/bench/restload.mjs" "$GW_URL" bench "$THINGS" "$1" "$SECONDS_PER_RUN" |
+		perl -MJSON::PP -ne 'my $j = decode_json($_); die "REST calls failed: $_" if $j->{failed}; print $j->{rate}'
+}
+
 tps() {
 	local out
 	out=$(as_postgres pgbench -n -M prepared -c "$1" -j "$(($1 < 2 ? 1 : 2))" -T "$SECONDS_PER_RUN" \
@@ -63,16 +81,22 @@ tps() {
 	}
 }
 
-printf '%-8s %-6s %14s %14s %8s\n' clients round "baseline tx/s" "api calls/s" ratio
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+printf '%-8s %-6s %14s %14s %8s %14s %9s\n' clients round "baseline tx/s" "api calls/s" ratio "REST calls/s" "REST/api"
 for clients in 1 4; do
 	ratios=()
+	rest_ratios=()
 	for round in $(seq 1 "$ROUNDS"); do
 		b=$(tps "$clients" baseline)
 		a=$(tps "$clients" api)
+		g=$(rest "$clients")
 		r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
+		rg=$(awk -v g="$g" -v a="$a" 'BEGIN { printf "%.2f", g / a }')
 		ratios+=("$r")
-		printf '%-8s %-6s %14.0f %14.0f %8s\n' "$clients" "$round" "$b" "$a" "$r"
+		rest_ratios+=("$rg")
+		printf '%-8s %-6s %14.0f %14.0f %8s %14.0f %9s\n' "$clients" "$round" "$b" "$a" "$r" "$g" "$rg"
 	done
-	median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-	printf 'clients=%s median ratio api/baseline = %s (target >= 0.70)\n' "$clients" "$median"
+	printf 'clients=%s median ratio api/baseline = %s (target >= 0.70); REST through the gateway/api = %s\n' \
+		"$clients" "$(median "${ratios[@]}")" "$(median "${rest_ratios[@]}")"
 done

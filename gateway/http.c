@@ -160,6 +160,7 @@ respond_db_error(struct lws *wsi, GwSession *s, const GwDbError *err)
 		case 503:
 			return respond_error(wsi, s, 503, "Unavailable", err->message);
 	}
+	lwsl_warn("500 %s: %s %s\n", s->path ? s->path : "", err->sqlstate, err->message);
 	if (strcmp(err->sqlstate, "23514") == 0)
 		snprintf(msg, sizeof(msg), "State Machine: Validation failed: %s", err->message);
 	else
