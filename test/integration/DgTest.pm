@@ -13,11 +13,54 @@ use Exporter 'import';
 use IPC::Open2;
 use IPC::Open3;
 use Time::Local qw(timegm);
+use Fcntl qw(:flock);
+use File::Basename qw(basename);
+use File::Copy qw(copy);
 
 # sleep and time are Time::HiRes's: tests wait for fractions of a second
-our @EXPORT = qw(consume free_port json_decode json_encode patch_apply poll_until produce sleep time);
+our @EXPORT = qw(consume free_port json_decode json_encode npm_install patch_apply poll_until produce sleep time);
 
 my $PGBIN = '/usr/lib/postgresql/15/bin';
+
+sub _slurp { my ($f) = @_; open my $fh, '<', $f or return undef; local $/; return scalar <$fh>; }
+
+sub _npm_version
+{
+	my ($file, $key) = @_;
+	my $text = _slurp($file) or return '';
+	my $j = eval { JSON::PP->new->decode($text) } or return '';
+	return ($key ? $j->{packages}{$key}{version} : $j->{version}) // '';
+}
+
+# npm_install($dir, $package): a directory holding node_modules with $package
+# at the version $dir/package-lock.json pins, installed by npm ci in $dir or,
+# where the checkout is not ours to write (CI clones as root, the tests run
+# as postgres), in a copy under DG_WORK.  undef if npm ci failed (its log is
+# in DG_WORK).
+sub npm_install
+{
+	my ($src, $package) = @_;
+	my $want = _npm_version("$src/package-lock.json", "node_modules/$package") or return undef;
+	my $installed = sub { _npm_version("$_[0]/node_modules/$package/package.json") eq $want };
+	return $src if $installed->($src);
+	my $name = basename($src);
+	open my $lock, '>', "$ENV{DG_WORK}/npm-$name.lock" or die "$ENV{DG_WORK}/npm-$name.lock: $!";
+	flock($lock, LOCK_EX) or die "flock: $!";
+	return $src if $installed->($src);
+	my $dir = -w $src ? $src : "$ENV{DG_WORK}/$name-node";
+	if ($dir ne $src)
+	{
+		mkdir $dir unless -d $dir;
+		copy("$src/$_", "$dir/$_") or die "copy $_: $!" for qw(package.json package-lock.json);
+		return $dir if $installed->($dir);
+	}
+	local $ENV{npm_config_cache} = "$ENV{DG_WORK}/npm-cache";
+	local $ENV{npm_config_update_notifier} = 'false';
+	local $ENV{PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD} = '1';
+	my $log = "$ENV{DG_WORK}/npm-$name.log";
+	system("cd '$dir' && npm ci --no-audit --no-fund --loglevel=error >'$log' 2>&1");
+	return $installed->($dir) ? $dir : undef;
+}
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
 sub json_decode { return $JSON->decode($_[0]); }

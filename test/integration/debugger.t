@@ -17,7 +17,6 @@ use IO::Select;
 use HTTP::Tiny;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url);
-use File::Copy qw(copy);
 
 my $root = $ENV{DG_ROOT} or die "DG_ROOT is not set";
 my $work = $ENV{DG_WORK} or die "DG_WORK is not set";
@@ -37,44 +36,9 @@ ok(-x $chromium, "Chromium is installed ($chromium)") or diag('apt-get install c
 my ($node_major) = (`node --version 2>/dev/null` // '') =~ /^v(\d+)/;
 ok(($node_major // 0) >= 20, 'Node.js 20 or later') or diag('node is missing or too old');
 
-# playwright-core as pinned in test/web/package-lock.json: installed with npm ci
-# in test/web, or, where the checkout is not ours to write (CI clones as root,
-# the test runs as postgres), in $DG_WORK/web-node.
-sub pinned_version
-{
-	my $lock = json_decode(slurp("$webtest/package-lock.json") // '{}');
-	return $lock->{packages}{'node_modules/playwright-core'}{version};
-}
-
-sub installed_version
-{
-	my ($dir) = @_;
-	my $pkg = slurp("$dir/node_modules/playwright-core/package.json") or return '';
-	return json_decode($pkg)->{version} // '';
-}
-
-sub node_modules
-{
-	my $want = pinned_version() or return undef;
-	return $webtest if installed_version($webtest) eq $want;
-	my $dir = -w $webtest ? $webtest : "$work/web-node";
-	if ($dir ne $webtest)
-	{
-		mkdir $dir unless -d $dir;
-		copy("$webtest/$_", "$dir/$_") or die "copy $_: $!" for qw(package.json package-lock.json);
-		return $dir if installed_version($dir) eq $want;
-	}
-	local $ENV{npm_config_cache} = -w ($ENV{HOME} // '/nonexistent') ? $ENV{npm_config_cache} : "$work/npm-cache";
-	local $ENV{npm_config_update_notifier} = 'false';
-	local $ENV{PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD} = '1';
-	my $log = "$work/debugger-npm.log";
-	system("cd '$dir' && npm ci --no-audit --no-fund --loglevel=error >'$log' 2>&1");
-	diag("npm ci in $dir failed:\n" . tail($log, 20)) if $?;
-	return installed_version($dir) eq $want ? $dir : undef;
-}
-
-my $modules = $node_major ? node_modules() : undef;
-ok($modules, 'playwright-core is installed (npm ci)');
+# playwright-core as pinned in test/web/package-lock.json (DgTest::npm_install)
+my $modules = $node_major ? npm_install($webtest, 'playwright-core') : undef;
+ok($modules, 'playwright-core is installed (npm ci)') or diag(tail("$work/npm-web.log", 20));
 
 unless (-x $bin && -x $chromium && $modules)
 {
