@@ -64,7 +64,7 @@ UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/bin/%,$(wildcard test/unit/test_
 UNIT_CFLAGS = -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wmissing-prototypes \
 	-Wno-unused-parameter -Isrc -Itest/unit $(shell pkg-config --cflags $(PKGS))
 
-test/unit/bin/%: test/unit/%.c $(PURE_SRCS) src/dg.h src/opkind.h test/unit/tap.h $(DUK_OBJ)
+test/unit/bin/%: test/unit/%.c $(PURE_SRCS) src/dg.h src/opkind.h test/unit/tap.h test/unit/fixtures.h $(DUK_OBJ)
 	@mkdir -p test/unit/bin
 	$(CC) $(UNIT_CFLAGS) -I$(DUK_DIR) -o $@ $< $(PURE_SRCS) $(DUK_OBJ) \
 		$(shell pkg-config --libs $(PKGS)) -lm

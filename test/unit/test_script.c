@@ -39,6 +39,7 @@
 
 #include "dg.h"
 #include "tap.h"
+#include "fixtures.h"
 
 #define NOW_TEXT "2024-01-01T00:00:00Z"
 #define T0 "2023-12-31T23:00:00Z"
@@ -49,104 +50,6 @@ static dg_time NOW;
 
 /* ---- helpers ---- */
 
-static size_t
-count(json_object *array)
-{
-	return array ? json_object_array_length(array) : 0;
-}
-
-/* Parse test input: ' stands for ", ` for \" (see the header); a typo stops the run. */
-static json_object *
-J(const char *text)
-{
-	size_t		len = strlen(text);
-	char	   *s = malloc(2 * len + 1);
-	char	   *o = s;
-	json_object *obj;
-	DgError		err;
-
-	if (s == NULL)
-		abort();
-	for (const char *p = text; *p; p++)
-	{
-		if (*p == '\'')
-			*o++ = '"';
-		else if (*p == '`')
-		{
-			*o++ = '\\';
-			*o++ = '"';
-		}
-		else
-			*o++ = *p;
-	}
-	*o = '\0';
-	dg_error_clear(&err);
-	if (!dg_json_parse(s, strlen(s), &obj, &err))
-	{
-		fprintf(stderr, "bad test JSON %s: %s\n", text, err.message);
-		exit(2);
-	}
-	free(s);
-	return obj;
-}
-
-static dg_time
-T(const char *text)
-{
-	dg_time		t;
-
-	if (!dg_time_parse(text, &t))
-	{
-		fprintf(stderr, "bad test timestamp %s\n", text);
-		exit(2);
-	}
-	return t;
-}
-
-static json_object *
-canon_at(const char *text, dg_time now)
-{
-	json_object *in = J(text);
-	json_object *out;
-	DgError		err;
-
-	dg_error_clear(&err);
-	out = dg_thing_canonical(in, now, &err);
-	if (out == NULL)
-	{
-		fprintf(stderr, "bad test thing %s: %s\n", text, err.message);
-		exit(2);
-	}
-	json_object_put(in);
-	return out;
-}
-
-static json_object *
-at(json_object *doc, const char *pointer)
-{
-	json_object *v = NULL;
-
-	if (doc == NULL || !dg_pointer_get(doc, pointer, &v))
-		return NULL;
-	return v;
-}
-
-static bool
-has_at(json_object *doc, const char *pointer)
-{
-	json_object *v;
-
-	return doc != NULL && dg_pointer_get(doc, pointer, &v);
-}
-
-static const char *
-str_at(json_object *doc, const char *pointer)
-{
-	json_object *v = at(doc, pointer);
-
-	return json_object_get_type(v) == json_type_string ? json_object_get_string(v) : NULL;
-}
-
 static long long
 int_at(json_object *doc, const char *pointer)
 {
@@ -155,34 +58,6 @@ int_at(json_object *doc, const char *pointer)
 	return json_object_get_type(v) == json_type_int ? (long long) json_object_get_int64(v) : -999999;
 }
 
-static bool
-contains(const char *haystack, const char *needle)
-{
-	return haystack != NULL && strstr(haystack, needle) != NULL;
-}
-
-static void is_json(json_object *got, const char *want_text, const char *fmt,...)
-			__attribute__((format(printf, 3, 4)));
-
-static void
-is_json(json_object *got, const char *want_text, const char *fmt,...)
-{
-	json_object *want = J(want_text);
-	bool		same = dg_json_equal(got, want);
-	char		name[512];
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	ok(same, "%s", name);
-	if (!same)
-	{
-		diag("     got: %s", got ? dg_json_text(got, NULL) : "(missing)");
-		diag("expected: %s", dg_json_text(want, NULL));
-	}
-	json_object_put(want);
-}
 
 /* Whether s is well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */
 static bool
