@@ -80,19 +80,12 @@ look_up(Oid user, const char *application, AclAnswer *answer)
 
 	answer->read = answer->write = false;
 	dg_store_begin(&save);
-	if (plan_grants == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT grantee, privilege = 'write'"
-									   " FROM doppelganger.grants"
-									   " WHERE application = $1 OR application = '*'",
-									   1, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the grants lookup: %s",
-				 SPI_result_code_string(SPI_result));
-		plan_grants = plan;
-	}
-	rc = SPI_execute_plan(plan_grants, &arg, NULL, true, 0);
+	rc = SPI_execute_plan(dg_store_prepare(&plan_grants,
+										   "SELECT grantee, privilege = 'write'"
+										   " FROM doppelganger.grants"
+										   " WHERE application = $1 OR application = '*'",
+										   1, types),
+						  &arg, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading the grants failed: %s", SPI_result_code_string(rc));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -237,16 +230,7 @@ change_grants(SPIPlanPtr *cache_plan, const char *sql, int nargs, Datum *values,
 	int			rc;
 
 	dg_store_begin(&save);
-	if (*cache_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare a grants statement: %s",
-				 SPI_result_code_string(SPI_result));
-		*cache_plan = plan;
-	}
-	rc = SPI_execute_plan(*cache_plan, values, nulls, false, 0);
+	rc = SPI_execute_plan(dg_store_prepare(cache_plan, sql, nargs, types), values, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "changing the grants failed: %s", SPI_result_code_string(rc));
 	n = SPI_processed;

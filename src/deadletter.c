@@ -33,21 +33,6 @@ static SPIPlanPtr plan_pending;
 static SPIPlanPtr plan_done;
 static SPIPlanPtr plan_failed;
 
-static SPIPlanPtr
-keep(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare a dead letter statement: %s",
-				 SPI_result_code_string(SPI_result));
-		*cache = plan;
-	}
-	return *cache;
-}
-
 static Datum
 bytea_datum(const char *data, size_t len)
 {
@@ -120,7 +105,7 @@ dg_dead_letter_insert(const DgKafkaRecord *rec, const char *application, const c
 	values[9] = CStringGetTextDatum(message);
 	values[10] = detail && detail[0] ? CStringGetTextDatum(detail) : (Datum) 0;
 	nulls[10] = detail && detail[0] ? ' ' : 'n';
-	rc = SPI_execute_plan(keep(&plan_insert,
+	rc = SPI_execute_plan(dg_store_prepare(&plan_insert,
 							   "INSERT INTO doppelganger.dead_letters (topic, partition, \"offset\","
 							   " key, payload, headers, application, thing, sqlstate, message, detail)"
 							   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -234,7 +219,7 @@ dg_replay_dead_letters(PG_FUNCTION_ARGS)
 	ids = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	ids_null = PG_ARGISNULL(0) ? 'n' : ' ';
 	dg_store_begin(&save);
-	rc = SPI_execute_plan(keep(&plan_pending,
+	rc = SPI_execute_plan(dg_store_prepare(&plan_pending,
 							   "SELECT id, topic, partition, \"offset\", key, payload, headers"
 							   " FROM doppelganger.dead_letters WHERE replayed_at IS NULL"
 							   " AND ($1 IS NULL OR id = ANY ($1)) ORDER BY id FOR UPDATE",
@@ -323,7 +308,7 @@ dg_replay_dead_letters(PG_FUNCTION_ARGS)
 		{
 			Datum		arg = Int64GetDatum(id);
 
-			rc = SPI_execute_plan(keep(&plan_done,
+			rc = SPI_execute_plan(dg_store_prepare(&plan_done,
 									   "UPDATE doppelganger.dead_letters SET replayed_at = now()"
 									   " WHERE id = $1", 1, done_types),
 								  &arg, NULL, false, 0);
@@ -333,7 +318,7 @@ dg_replay_dead_letters(PG_FUNCTION_ARGS)
 			Datum		args[3] = {Int64GetDatum(id), CStringGetTextDatum(sqlstate),
 			CStringGetTextDatum(message)};
 
-			rc = SPI_execute_plan(keep(&plan_failed,
+			rc = SPI_execute_plan(dg_store_prepare(&plan_failed,
 									   "UPDATE doppelganger.dead_letters SET sqlstate = $2,"
 									   " message = $3, attempts = attempts + 1 WHERE id = $1",
 									   3, failed_types),

@@ -185,6 +185,7 @@ typedef struct DgStoreSave
 	int			sec_context;
 } DgStoreSave;
 
+extern SPIPlanPtr dg_store_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types);
 extern void dg_store_begin(DgStoreSave *save);
 extern void dg_store_end(DgStoreSave *save);
 extern Oid	dg_store_owner(void);

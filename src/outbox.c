@@ -47,16 +47,9 @@ insert_row(const char *kind, const char *application, const char *source,
 	char		nulls[7] = "       ";
 	int			rc;
 
-	if (plan_insert == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO doppelganger.outbox (kind, application, source,"
-									   " target, channel, message, hops)"
-									   " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the outbox insert");
-		plan_insert = plan;
-	}
+	dg_store_prepare(&plan_insert, "INSERT INTO doppelganger.outbox (kind, application, source,"
+					 " target, channel, message, hops)"
+					 " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, types);
 	values[0] = CStringGetTextDatum(kind);
 	values[1] = CStringGetTextDatum(application);
 	values[2] = CStringGetTextDatum(source);
@@ -219,16 +212,9 @@ dg_outbox_pending(const char *application, const char *source)
 	Datum		values[2];
 	int			rc;
 
-	if (plan_pending == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT 1 FROM doppelganger.outbox"
-									   " WHERE application = $1 AND source = $2 AND kind = 'event'"
-									   " LIMIT 1", 2, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the outbox lookup");
-		plan_pending = plan;
-	}
+	dg_store_prepare(&plan_pending, "SELECT 1 FROM doppelganger.outbox"
+					 " WHERE application = $1 AND source = $2 AND kind = 'event'"
+					 " LIMIT 1", 2, types);
 	values[0] = CStringGetTextDatum(application);
 	values[1] = CStringGetTextDatum(source);
 	rc = SPI_execute_plan(plan_pending, values, NULL, true, 1);

@@ -81,20 +81,6 @@ static SPIPlanPtr plan_offsets;
 static SPIPlanPtr plan_advance;
 static SPIPlanPtr plan_first;
 
-static SPIPlanPtr
-keep(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare statement: %s", SPI_result_code_string(SPI_result));
-		*cache = plan;
-	}
-	return *cache;
-}
-
 static Partition *
 find_partition(const char *topic, int32 partition)
 {
@@ -125,7 +111,7 @@ read_offsets(DgTopicPartition *parts, int n)
 		values[0] = CStringGetTextDatum(dg_consumer_group);
 		values[1] = CStringGetTextDatum(parts[i].topic);
 		values[2] = Int32GetDatum(parts[i].partition);
-		rc = SPI_execute_plan(keep(&plan_offsets,
+		rc = SPI_execute_plan(dg_store_prepare(&plan_offsets,
 								   "SELECT next_offset FROM doppelganger.offsets"
 								   " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
 								   3, types),
@@ -361,14 +347,14 @@ advance_offsets(void)
 		values[3] = Int64GetDatum(p->next);
 		values[4] = Int64GetDatum(p->expected);
 		if (p->expected >= 0)
-			rc = SPI_execute_plan(keep(&plan_advance,
+			rc = SPI_execute_plan(dg_store_prepare(&plan_advance,
 									   "UPDATE doppelganger.offsets SET next_offset = $4, updated_at = now()"
 									   " WHERE consumer_group = $1 AND topic = $2 AND partition = $3"
 									   " AND next_offset = $5",
 									   5, types),
 								  values, NULL, false, 0);
 		else
-			rc = SPI_execute_plan(keep(&plan_first,
+			rc = SPI_execute_plan(dg_store_prepare(&plan_first,
 									   "INSERT INTO doppelganger.offsets (consumer_group, topic, partition, next_offset)"
 									   " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
 									   4, types),

@@ -64,24 +64,10 @@ static SPIPlanPtr plan_delete;
 static SPIPlanPtr plan_finish;
 static int	handled;
 
-static SPIPlanPtr
-keep(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare statement: %s", SPI_result_code_string(SPI_result));
-		*cache = plan;
-	}
-	return *cache;
-}
-
 static int
 fetch(Row *rows)
 {
-	int			rc = SPI_execute_plan(keep(&plan_fetch,
+	int			rc = SPI_execute_plan(dg_store_prepare(&plan_fetch,
 										   "SELECT id, kind, application, source, target, channel,"
 										   " message::text, hops FROM doppelganger.outbox"
 										   " ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED",
@@ -119,7 +105,7 @@ delete_rows(int64 *ids, int n)
 	for (int i = 0; i < n; i++)
 		elems[i] = Int64GetDatum(ids[i]);
 	arg = PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	rc = SPI_execute_plan(keep(&plan_delete, "DELETE FROM doppelganger.outbox WHERE id = ANY ($1)",
+	rc = SPI_execute_plan(dg_store_prepare(&plan_delete, "DELETE FROM doppelganger.outbox WHERE id = ANY ($1)",
 							   1, types), &arg, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "clearing the outbox failed: %s", SPI_result_code_string(rc));
@@ -141,7 +127,7 @@ finish_deletions(Row *rows, int n)
 			continue;
 		values[0] = CStringGetTextDatum(rows[i].application);
 		values[1] = CStringGetTextDatum(rows[i].source);
-		rc = SPI_execute_plan(keep(&plan_finish,
+		rc = SPI_execute_plan(dg_store_prepare(&plan_finish,
 								   "DELETE FROM doppelganger.things t"
 								   " WHERE t.application = $1 AND t.name = $2"
 								   " AND t.deletion_timestamp IS NOT NULL"

@@ -62,8 +62,9 @@ static SPIPlanPtr plan_delete;
 /* one plan per combination of selector parts, see dg_store_list */
 static SPIPlanPtr plan_list[16];
 
-static SPIPlanPtr
-prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
+/* A statement prepared on first use and kept for the backend's life. */
+SPIPlanPtr
+dg_store_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
 {
 	SPIPlanPtr	plan;
 
@@ -420,7 +421,7 @@ dg_store_exists(const char *application, const char *name)
 
 	values[0] = text_param(application);
 	values[1] = text_param(name);
-	rc = SPI_execute_plan(prepare(&plan_exists,
+	rc = SPI_execute_plan(dg_store_prepare(&plan_exists,
 								  "SELECT 1 FROM doppelganger.things"
 								  " WHERE application = $1 AND name = $2",
 								  2, types),
@@ -467,7 +468,7 @@ dg_store_insert(DgRow *row)
 
 	memset(nulls, ' ', sizeof(nulls));
 	row_params(row, values, nulls);
-	rc = SPI_execute_plan(prepare(&plan_insert,
+	rc = SPI_execute_plan(dg_store_prepare(&plan_insert,
 								  "INSERT INTO doppelganger.things (application, name, uid,"
 								  " creation_timestamp, deletion_timestamp, generation,"
 								  " resource_version, labels, annotations, reported_state,"
@@ -631,7 +632,7 @@ dg_store_delete(const char *application, const char *name)
 
 	values[0] = text_param(application);
 	values[1] = text_param(name);
-	rc = SPI_execute_plan(prepare(&plan_delete,
+	rc = SPI_execute_plan(dg_store_prepare(&plan_delete,
 								  "DELETE FROM doppelganger.things"
 								  " WHERE application = $1 AND name = $2",
 								  2, types),
@@ -707,7 +708,7 @@ dg_store_list(const char *application, DgSelector *selector,
 			if (parts & (1 << i))
 				appendStringInfoString(&sql, conditions[i]);
 		appendStringInfoString(&sql, " ORDER BY name");
-		prepare(&plan_list[parts], sql.data, 5, types);
+		dg_store_prepare(&plan_list[parts], sql.data, 5, types);
 		pfree(sql.data);
 	}
 	values[0] = text_param(application);

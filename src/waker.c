@@ -44,20 +44,6 @@ static SPIPlanPtr plan_next;
 static int	woken;
 static int64 next_ms;
 
-static SPIPlanPtr
-keep(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare statement: %s", SPI_result_code_string(SPI_result));
-		*cache = plan;
-	}
-	return *cache;
-}
-
 /* Run the wakeup through the pipeline; false with err if it failed. */
 static bool
 wake(const char *application, const char *name, DgError *err)
@@ -117,7 +103,7 @@ wake_batch(void *arg)
 
 	woken = 0;
 	dg_store_begin(&save);
-	rc = SPI_execute_plan(keep(&plan_due,
+	rc = SPI_execute_plan(dg_store_prepare(&plan_due,
 							   "SELECT application, name FROM doppelganger.things"
 							   " WHERE waker <= now() ORDER BY waker LIMIT 200"
 							   " FOR NO KEY UPDATE SKIP LOCKED", 0, NULL),
@@ -146,7 +132,7 @@ wake_batch(void *arg)
 		{
 			Datum		values[2] = {CStringGetTextDatum(application), CStringGetTextDatum(name)};
 
-			rc = SPI_execute_plan(keep(&plan_postpone,
+			rc = SPI_execute_plan(dg_store_prepare(&plan_postpone,
 									   "UPDATE doppelganger.things SET waker = now() + interval '1 minute'"
 									   " WHERE application = $1 AND name = $2 AND waker <= now()",
 									   2, postpone_types),
@@ -158,7 +144,7 @@ wake_batch(void *arg)
 	woken = (int) n;
 	dg_worker_count(stat, n - failed, 0, 0);
 	/* how long until the next one is due */
-	rc = SPI_execute_plan(keep(&plan_next,
+	rc = SPI_execute_plan(dg_store_prepare(&plan_next,
 							   "SELECT (extract(epoch FROM min(waker) - clock_timestamp()) * 1000)::bigint"
 							   " FROM doppelganger.things WHERE waker IS NOT NULL", 0, NULL),
 						  NULL, NULL, true, 1);
